@@ -1,0 +1,125 @@
+// The echo server under test. Chosen with CONFORMANCE_TARGET:
+//   humphrey (default): `node bin/humphrey-ws.js echo --host 127.0.0.1 --port 0` from the repo
+//                       root (`npm run build` first), plus `--mode async` when
+//                       CONFORMANCE_MODE=async; the URL is read from its `listening on ` line.
+//   ws:                 an in-process echo server built with the `ws` package, for reference.
+// Every target echoes each text and binary message unchanged, on any path.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { dirname, resolve } from 'node:path';
+import { WebSocketServer } from 'ws';
+
+export interface Target {
+  url: string;
+  host: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+export interface TargetOptions {
+  /** Largest message the server accepts, in bytes (default: the server's, 64 MiB). */
+  maxMessageSize?: number;
+}
+
+export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
+
+export const targetName = (): string => process.env.CONFORMANCE_TARGET || 'humphrey';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export async function startTarget(options: TargetOptions = {}): Promise<Target> {
+  const name = targetName();
+  if (name === 'humphrey') return startHumphrey(options);
+  if (name === 'ws') return startWs(options);
+  throw new Error(`unknown CONFORMANCE_TARGET ${JSON.stringify(name)} (use humphrey or ws)`);
+}
+
+async function startHumphrey(options: TargetOptions): Promise<Target> {
+  const args = ['bin/humphrey-ws.js', 'echo', '--host', '127.0.0.1', '--port', '0'];
+  if (process.env.CONFORMANCE_MODE === 'async') args.push('--mode', 'async');
+  if (options.maxMessageSize !== undefined) args.push('--max-message-size', String(options.maxMessageSize));
+  const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (s: string) => {
+    stderr += s;
+    if (stderr.length > 20000) stderr = stderr.slice(-10000);
+  });
+  child.stdout!.setEncoding('utf8');
+
+  const url = await new Promise<string>((resolveUrl, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`humphrey-ws echo did not print "listening on ..." within 10 s\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, 10_000);
+    const onData = (s: string) => {
+      stdout += s;
+      const m = /listening on (\S+)/.exec(stdout);
+      if (m) {
+        clearTimeout(timer);
+        child.stdout!.off('data', onData);
+        child.off('exit', onExit);
+        // Keep draining stdout so the child never blocks on a full pipe.
+        child.stdout!.resume();
+        resolveUrl(m[1]!);
+      }
+    };
+    const onExit = (code: number | null, signal: string | null) => {
+      clearTimeout(timer);
+      reject(new Error(`humphrey-ws echo exited (code ${code}, signal ${signal}) before listening: ${args.join(' ')}\nstdout: ${stdout}\nstderr: ${stderr}`));
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', onExit);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+
+  const parsed = new URL(url);
+  return {
+    url,
+    host: parsed.hostname,
+    port: Number(parsed.port),
+    stop: () => stopChild(child),
+  };
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function startWs(options: TargetOptions): Promise<Target> {
+  const wss = new WebSocketServer({
+    host: '127.0.0.1',
+    port: 0,
+    perMessageDeflate: false,
+    maxPayload: options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
+  });
+  wss.on('connection', (ws) => {
+    ws.on('error', () => {});
+    ws.on('message', (data, isBinary) => {
+      ws.send(data as Buffer, { binary: isBinary });
+    });
+  });
+  await once(wss, 'listening');
+  const address = wss.address();
+  if (typeof address === 'string' || address === null) throw new Error('ws server has no TCP address');
+  return {
+    url: `ws://127.0.0.1:${address.port}`,
+    host: '127.0.0.1',
+    port: address.port,
+    stop: async () => {
+      for (const client of wss.clients) client.terminate();
+      await new Promise<void>((r) => wss.close(() => r()));
+    },
+  };
+}
