@@ -1,0 +1,87 @@
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketError } from './protocol/errors.js';
+import { WebSocketStream, type StreamOptions } from './stream.js';
+import { acceptUpgrade, type UpgradeOptions } from './node/upgrade.js';
+
+/** A per-connection handler: owns one connection until it returns. */
+export type WebSocketHandler<State = unknown> = (stream: WebSocketStream, state: State) => void | Promise<void>;
+
+export interface WebSocketHandlerOptions extends UpgradeOptions, StreamOptions {
+  /** Called with an error a handler threw (the client is then closed with 1011). Default: log. */
+  onError?: (error: unknown, stream: WebSocketStream) => void;
+}
+
+/**
+ * What a WebSocket route calls with an HTTP server's `upgrade` event (plus the app state).
+ * `shutdown` closes every connection it accepted with 1001 and resolves once they are closed.
+ */
+export interface WebSocketRoute<State = unknown> {
+  (request: IncomingMessage, socket: Duplex, head: Buffer, state: State): void;
+  shutdown(code?: number, reason?: string): Promise<void>;
+  /** The number of open connections this route accepted. */
+  readonly connectionCount: number;
+}
+
+/** A handler error worth reporting: not just the peer going away under a pending `recv`. */
+function isReportable(error: unknown): boolean {
+  return !(error instanceof WebSocketError && (error.code === 'WS_ERR_CLOSED' || error.code === 'WS_ERR_CONNECTION_LOST'));
+}
+
+/**
+ * Make a WebSocket route from a per-connection handler (the original's synchronous
+ * architecture). The handler gets the stream and the app state; when it returns the client is
+ * sent close 1000, when it throws close 1011.
+ */
+export function websocketHandler<State = unknown>(
+  handler: WebSocketHandler<State>,
+  options: WebSocketHandlerOptions = {},
+): WebSocketRoute<State> {
+  const streams = new Set<WebSocketStream>();
+  const report = options.onError ?? ((error: unknown, stream: WebSocketStream) => {
+    console.error(`humphrey-ws: handler for ${stream.peerAddr} threw`, error);
+  });
+
+  async function run(request: IncomingMessage, socket: Duplex, head: Buffer, state: State): Promise<void> {
+    const accepted = await acceptUpgrade(request, socket, options);
+    if (accepted === null) return;
+    const stream = new WebSocketStream(socket as Socket, head, 'server', options, {
+      protocol: accepted.protocol,
+      request,
+      data: accepted.data,
+    });
+    streams.add(stream);
+    void stream.closed.then(() => streams.delete(stream));
+    try {
+      await handler(stream, state);
+      void stream.close(1000);
+    } catch (error) {
+      if (isReportable(error)) report(error, stream);
+      void stream.close(1011);
+    }
+  }
+
+  const route = ((request: IncomingMessage, socket: Duplex, head: Buffer, state: State) => {
+    void run(request, socket, head, state);
+  }) as WebSocketRoute<State>;
+  route.shutdown = async (code = 1001, reason = '') => {
+    await Promise.all([...streams].map((stream) => stream.close(code, reason).catch(() => undefined)));
+  };
+  Object.defineProperty(route, 'connectionCount', { get: () => streams.size });
+  return route;
+}
+
+/**
+ * Hand an upgrade from any Node `http`/`https` server to a WebSocket route, e.g.
+ * `server.on('upgrade', (req, socket, head) => handleUpgrade(req, socket, head, route))`.
+ */
+export function handleUpgrade<State>(
+  request: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  route: (request: IncomingMessage, socket: Duplex, head: Buffer, state: State) => void,
+  state?: State,
+): void {
+  route(request, socket, head, state as State);
+}

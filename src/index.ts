@@ -1,0 +1,20 @@
+// The public surface of humphrey-ws.
+export { WebSocketError, type WebSocketErrorCode } from './protocol/errors.js';
+export { CloseCode, Opcode, isValidCloseCode } from './protocol/frame.js';
+export { Message, type MessageLike } from './message.js';
+export { WebSocketStream, type CloseInfo, type StreamOptions } from './stream.js';
+export {
+  websocketHandler,
+  handleUpgrade,
+  type WebSocketHandler,
+  type WebSocketHandlerOptions,
+  type WebSocketRoute,
+} from './handler.js';
+export {
+  rejectUpgrade,
+  type UpgradeOptions,
+  type UpgradeDecision,
+  type UpgradeAcceptance,
+  type UpgradeRejection,
+} from './node/upgrade.js';
+export { connect, type ConnectOptions } from './node/client.js';

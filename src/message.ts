@@ -1,0 +1,86 @@
+import { isUtf8 } from 'node:buffer';
+import { WebSocketError } from './protocol/errors.js';
+
+/**
+ * One WebSocket message: text or binary. Text keeps whichever form it was made from (a string
+ * or UTF-8 bytes) and produces the other only when asked, so echoing received text never
+ * decodes it.
+ */
+export class Message {
+  /** True for a text message, false for binary. */
+  readonly isText: boolean;
+  private payload: Buffer | undefined;
+  private string: string | undefined;
+
+  private constructor(isText: boolean, payload: Buffer | undefined, string: string | undefined) {
+    this.isText = isText;
+    this.payload = payload;
+    this.string = string;
+  }
+
+  /** A message from a string (text) or bytes (text when they are valid UTF-8, else binary). */
+  static new(payload: string | Uint8Array): Message {
+    if (typeof payload === 'string') return new Message(true, undefined, payload);
+    const bytes = toBuffer(payload);
+    return new Message(isUtf8(bytes), bytes, undefined);
+  }
+
+  /** A text message. Bytes are accepted only if they are valid UTF-8. */
+  static text(text: string | Uint8Array): Message {
+    if (typeof text === 'string') return new Message(true, undefined, text);
+    const bytes = toBuffer(text);
+    if (!isUtf8(bytes)) throw new WebSocketError('WS_ERR_INVALID_UTF8', 'text message bytes are not valid UTF-8');
+    return new Message(true, bytes, undefined);
+  }
+
+  /** A binary message. The bytes are not copied. */
+  static binary(bytes: Uint8Array | string): Message {
+    return new Message(false, typeof bytes === 'string' ? Buffer.from(bytes) : toBuffer(bytes), undefined);
+  }
+
+  /** @internal A received message; the payload was validated already. */
+  static fromReceived(payload: Buffer, isText: boolean): Message {
+    return new Message(isText, payload, undefined);
+  }
+
+  /**
+   * The message as a string. For binary messages the bytes must be valid UTF-8, otherwise this
+   * throws `WS_ERR_INVALID_UTF8`.
+   */
+  text(): string {
+    if (this.string === undefined) {
+      const bytes = this.payload!;
+      if (!this.isText && !isUtf8(bytes)) throw new WebSocketError('WS_ERR_INVALID_UTF8', 'binary message is not valid UTF-8');
+      this.string = bytes.toString('utf8');
+    }
+    return this.string;
+  }
+
+  /** The payload bytes (UTF-8 for text). Not a copy: do not modify it. */
+  bytes(): Buffer {
+    return (this.payload ??= Buffer.from(this.string!, 'utf8'));
+  }
+
+  /** Payload size in bytes. */
+  get byteLength(): number {
+    return this.payload !== undefined ? this.payload.length : Buffer.byteLength(this.string!);
+  }
+
+  toString(): string {
+    return this.isText ? this.text() : `[binary message of ${this.bytes().length} bytes]`;
+  }
+}
+
+function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** What `send` accepts: a Message, a string (text) or bytes (binary). */
+export type MessageLike = Message | string | Uint8Array;
+
+/** The payload and kind of anything `send` accepts. */
+export function toPayload(message: MessageLike): { payload: Buffer; isText: boolean } {
+  if (typeof message === 'string') return { payload: Buffer.from(message, 'utf8'), isText: true };
+  if (message instanceof Message) return { payload: message.bytes(), isText: message.isText };
+  return { payload: toBuffer(message), isText: false };
+}

@@ -1,0 +1,97 @@
+import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { Socket } from 'node:net';
+import type { SecureContextOptions } from 'node:tls';
+import { WebSocketError } from '../protocol/errors.js';
+import { clientHandshakeHeaders, createClientKey, validateServerResponse } from '../protocol/handshake.js';
+import { WebSocketStream, type StreamOptions } from '../stream.js';
+
+export interface ConnectOptions extends StreamOptions {
+  /** Subprotocols to offer, in order of preference. Default: none. */
+  protocols?: readonly string[];
+  /** Extra request headers (e.g. `Authorization`, `Origin`). */
+  headers?: Record<string, string>;
+  /** Give up if the handshake has not completed in this time. Default 10000 ms. */
+  handshakeTimeoutMs?: number;
+  /** TLS options for `wss://` (e.g. `ca` for a private certificate, `rejectUnauthorized`). */
+  tls?: SecureContextOptions & { rejectUnauthorized?: boolean; servername?: string };
+  /** Abort the connection attempt. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Open a WebSocket connection to a `ws://` or `wss://` URL. Resolves with the same
+ * `WebSocketStream` the server side uses; rejects with `WS_ERR_HANDSHAKE` when the server
+ * refuses (the message includes the status) or answers wrongly.
+ */
+export function connect(url: string | URL, options: ConnectOptions = {}): Promise<WebSocketStream> {
+  const target = new URL(url);
+  if (target.protocol !== 'ws:' && target.protocol !== 'wss:') {
+    return Promise.reject(new WebSocketError('WS_ERR_INVALID_ARGUMENT', `unsupported URL scheme ${target.protocol} (expected ws: or wss:)`));
+  }
+  if (target.hash) {
+    return Promise.reject(new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'a WebSocket URL cannot have a fragment'));
+  }
+  const secure = target.protocol === 'wss:';
+  const protocols = options.protocols ?? [];
+  let headers: Record<string, string>;
+  const { key, expectedAccept } = createClientKey();
+  try {
+    headers = { ...options.headers, ...clientHandshakeHeaders(key, protocols) };
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  const send = secure ? httpsRequest : httpRequest;
+  const host = target.hostname.startsWith('[') ? target.hostname.slice(1, -1) : target.hostname;
+
+  return new Promise<WebSocketStream>((resolve, reject) => {
+    let settled = false;
+    const fail = (error: Error): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      request.destroy();
+      reject(error);
+    };
+    const request = send({
+      host,
+      port: target.port || (secure ? 443 : 80),
+      path: target.pathname + target.search,
+      headers,
+      ...(secure ? options.tls : {}),
+      servername: secure ? (options.tls?.servername ?? (host.includes(':') ? undefined : host)) : undefined,
+      signal: options.signal,
+      agent: false,
+    } as RequestOptions);
+    const timeoutMs = options.handshakeTimeoutMs ?? 10_000;
+    const timer = setTimeout(
+      () => fail(new WebSocketError('WS_ERR_HANDSHAKE', `WebSocket handshake timed out after ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    request.on('error', (error) => fail(error instanceof WebSocketError ? error : new WebSocketError('WS_ERR_HANDSHAKE', `connection failed: ${error.message}`)));
+    request.on('response', (response: IncomingMessage) => {
+      response.resume();
+      fail(new WebSocketError('WS_ERR_HANDSHAKE', `WebSocket handshake failed: server answered with status ${response.statusCode}`));
+    });
+    request.on('upgrade', (response: IncomingMessage, socket: Socket, head: Buffer) => {
+      if (settled) {
+        socket.destroy();
+        return;
+      }
+      let protocol: string | undefined;
+      try {
+        protocol = validateServerResponse(response.statusCode ?? 0, response.headers, expectedAccept, protocols);
+      } catch (error) {
+        socket.destroy();
+        fail(error as Error);
+        return;
+      }
+      settled = true;
+      clearTimeout(timer);
+      socket.setNoDelay(true);
+      socket.setTimeout(0);
+      resolve(new WebSocketStream(socket, head, 'client', options, { protocol }));
+    });
+    request.end();
+  });
+}

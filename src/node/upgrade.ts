@@ -1,0 +1,120 @@
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import {
+  buildAcceptResponse,
+  buildRejectResponse,
+  isValidProtocolName,
+  validateUpgradeRequest,
+} from '../protocol/handshake.js';
+
+/** Refuse an upgrade with a real HTTP response. */
+export interface UpgradeRejection {
+  reject: { status: number; body?: string; headers?: Record<string, string> };
+}
+
+/** Accept an upgrade, optionally with per-connection data, a subprotocol and extra headers. */
+export interface UpgradeAcceptance {
+  /** Per-connection data, available as `stream.data` (and the event app's stream state). */
+  data?: unknown;
+  /** The subprotocol to agree; must be one the client offered. Overrides `protocols`. */
+  protocol?: string;
+  /** Extra headers for the 101 response. */
+  headers?: Record<string, string>;
+}
+
+export type UpgradeDecision = UpgradeRejection | UpgradeAcceptance | void | undefined;
+
+export interface UpgradeOptions {
+  /**
+   * Subprotocols this server speaks, in order of preference: the first one the client also
+   * offered is agreed. Default: none (no `Sec-WebSocket-Protocol` in the response).
+   */
+  protocols?: readonly string[];
+  /** Choose the subprotocol from the client's offers (in its order); overrides `protocols`. */
+  selectProtocol?: (offered: string[], request: IncomingMessage) => string | undefined;
+  /**
+   * Origins allowed to connect (exact `Origin` header values, e.g. `https://example.com`), or
+   * a predicate. Requests from other origins get 403. Default: any origin.
+   */
+  allowedOrigins?: readonly string[] | ((origin: string | undefined, request: IncomingMessage) => boolean);
+  /**
+   * Decide on each upgrade after the handshake headers are valid: return
+   * `{ reject: { status, body, headers } }` to refuse with that HTTP response, or accept with
+   * `{ data, protocol, headers }` (or nothing). A throw refuses with 500.
+   */
+  onUpgrade?: (request: IncomingMessage) => UpgradeDecision | Promise<UpgradeDecision>;
+}
+
+export interface AcceptedUpgrade {
+  protocol: string | undefined;
+  data: unknown;
+}
+
+/** Shorthand for `{ reject: { status, body, headers } }`. */
+export function rejectUpgrade(status: number, body = '', headers: Record<string, string> = {}): UpgradeRejection {
+  return { reject: { status, body, headers } };
+}
+
+function refuse(socket: Duplex, status: number, body: string, headers: Record<string, string> = {}): null {
+  if (!socket.destroyed) {
+    socket.end(buildRejectResponse(status, body, headers));
+    // Give the response a moment to leave, then make sure the socket is gone.
+    setTimeout(() => socket.destroy(), 1000).unref();
+  }
+  return null;
+}
+
+/**
+ * Run the server side of the opening handshake on a socket from an HTTP server's `upgrade`
+ * event: validate the request, apply origin checks and the `onUpgrade` hook, then write the
+ * `101` (resolving with the agreed subprotocol and data) or a rejection (resolving null; the
+ * socket is then closed). Never throws.
+ */
+export async function acceptUpgrade(
+  request: IncomingMessage,
+  socket: Duplex,
+  options: UpgradeOptions,
+): Promise<AcceptedUpgrade | null> {
+  const netSocket = socket as Socket;
+  // Hold incoming frames in the socket until the connection is set up.
+  socket.pause();
+  netSocket.setTimeout?.(0);
+  netSocket.setNoDelay?.(true);
+  const result = validateUpgradeRequest({ method: request.method ?? '', httpVersion: request.httpVersion, headers: request.headers });
+  if (!result.ok) return refuse(socket, result.status, result.body, result.headers);
+
+  const origin = request.headers.origin;
+  const allowed = options.allowedOrigins;
+  if (allowed !== undefined) {
+    const ok = typeof allowed === 'function' ? allowed(origin, request) : origin !== undefined && allowed.includes(origin);
+    if (!ok) return refuse(socket, 403, `origin ${origin ?? '(none)'} is not allowed`);
+  }
+
+  let decision: UpgradeDecision;
+  if (options.onUpgrade) {
+    try {
+      decision = await options.onUpgrade(request);
+    } catch (error) {
+      console.error('humphrey-ws: onUpgrade hook threw', error);
+      return refuse(socket, 500, 'internal error while accepting the connection');
+    }
+    if (decision && 'reject' in decision) {
+      const { status, body = '', headers = {} } = decision.reject;
+      return refuse(socket, status, body, headers);
+    }
+  }
+  if (socket.destroyed) return null;
+
+  const acceptance = (decision ?? {}) as UpgradeAcceptance;
+  let protocol = acceptance.protocol;
+  if (protocol === undefined) {
+    if (options.selectProtocol) protocol = options.selectProtocol(result.protocols, request);
+    else if (options.protocols) protocol = options.protocols.find((name) => result.protocols.includes(name));
+  }
+  if (protocol !== undefined && (!result.protocols.includes(protocol) || !isValidProtocolName(protocol))) {
+    return refuse(socket, 500, `server chose subprotocol ${JSON.stringify(protocol)} that the client did not offer`);
+  }
+  socket.write(buildAcceptResponse(result.accept, protocol, acceptance.headers));
+  return { protocol, data: acceptance.data };
+}

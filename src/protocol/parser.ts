@@ -1,0 +1,291 @@
+import { isUtf8 } from 'node:buffer';
+import { WebSocketError } from './errors.js';
+import { CloseCode, MAX_HEADER_SIZE, Opcode } from './frame.js';
+import { maskInto } from './mask.js';
+import { Utf8Validator } from './utf8.js';
+
+/** What the parser reports. Calls happen synchronously inside `push`, in wire order. */
+export interface ParserEvents {
+  /**
+   * A complete data message. `payload` may be a view into the bytes that were pushed (no copy
+   * is made when a message arrived in one piece), so keep it only if you own those bytes.
+   */
+  onMessage(payload: Buffer, isText: boolean): void;
+  /** A complete control frame (close, ping or pong); its payload is at most 125 bytes. */
+  onControl(opcode: number, payload: Buffer): void;
+  /** The peer broke RFC 6455; `error.closeCode` is the code to close with. Parsing has stopped. */
+  onError(error: WebSocketError): void;
+}
+
+export interface ParserOptions {
+  /** `'server'` requires masked frames from the peer; `'client'` refuses masked frames. */
+  role: 'server' | 'client';
+  /** Largest data message accepted, counted across fragments, in bytes. Default 64 MiB. */
+  maxMessageSize?: number;
+}
+
+export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Incremental RFC 6455 frame parser and message assembler: push bytes split anywhere, get
+ * messages and control frames back. Every rule that can be judged from the bytes is enforced
+ * here, as early as the bytes allow: reserved bits, opcodes, masking, control frame limits,
+ * fragmentation order, the size limit (from the header, before any payload is buffered) and
+ * UTF-8 of text (checked while a message is still arriving). After an error or `stop()` all
+ * further input is ignored. Nothing here throws on bad input.
+ */
+export class FrameParser {
+  private readonly events: ParserEvents;
+  private readonly expectMask: boolean;
+  private readonly maxMessageSize: number;
+  private stopped = false;
+
+  /** Bytes of an incomplete header carried over to the next push. */
+  private leftover: Buffer | null = null;
+
+  // The frame whose payload is being received.
+  private inPayload = false;
+  private fin = false;
+  private opcode = 0;
+  private masked = false;
+  private maskKey: Buffer | null = null;
+  private rotatedKey: Buffer | null = null;
+  private payloadLength = 0;
+  private received = 0;
+  private parts: Buffer[] | null = null;
+  private textFrame = false;
+
+  // The fragmented message being assembled (messageOpcode 0 when none).
+  private messageOpcode = 0;
+  private fragments: Buffer[] | null = null;
+  private messageLength = 0;
+  private validator: Utf8Validator | null = null;
+  private incrementalUtf8 = false;
+
+  constructor(events: ParserEvents, options: ParserOptions) {
+    this.events = events;
+    this.expectMask = options.role === 'server';
+    this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+  }
+
+  /** Stop parsing: later input is ignored (used once a close frame has been received). */
+  stop(): void {
+    this.stopped = true;
+    this.leftover = null;
+    this.parts = null;
+    this.fragments = null;
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  /** True while a fragmented message or a partial frame is pending. */
+  get isMidMessage(): boolean {
+    return this.messageOpcode !== 0 || this.inPayload || this.leftover !== null;
+  }
+
+  /**
+   * Parse `data`. The parser may unmask `data` in place and keep views of it, so the caller
+   * must not reuse the buffer afterwards.
+   */
+  push(data: Buffer): void {
+    if (this.stopped) return;
+    let chunk = data;
+    let offset = 0;
+    if (this.leftover !== null) {
+      // A header split across pushes: join its start with just enough of the new bytes.
+      const carried = this.leftover;
+      const take = Math.min(MAX_HEADER_SIZE - carried.length, data.length);
+      const joined = Buffer.concat([carried, data.subarray(0, take)]);
+      const consumed = this.parseHeader(joined, 0);
+      if (consumed < 0) {
+        this.leftover = this.stopped ? null : joined;
+        return;
+      }
+      this.leftover = null;
+      offset = consumed - carried.length;
+    }
+    while (!this.stopped) {
+      if (!this.inPayload) {
+        if (offset >= chunk.length) return;
+        const consumed = this.parseHeader(chunk, offset);
+        if (consumed < 0) {
+          // Copy: the rest of this chunk is small and should not pin the whole chunk.
+          if (!this.stopped) this.leftover = Buffer.from(chunk.subarray(offset));
+          return;
+        }
+        offset += consumed;
+      }
+      const wanted = this.payloadLength - this.received;
+      const available = chunk.length - offset;
+      if (available >= wanted) {
+        const piece = wanted === 0 ? EMPTY : chunk.subarray(offset, offset + wanted);
+        offset += wanted;
+        this.payloadPiece(piece, true);
+      } else {
+        if (available > 0) this.payloadPiece(chunk.subarray(offset), false);
+        return;
+      }
+    }
+  }
+
+  /**
+   * Parse the header at `buffer[offset]`. Returns its length and enters the payload state,
+   * or -1 when more bytes are needed or the header broke a rule (then `stopped` is set).
+   */
+  private parseHeader(buffer: Buffer, offset: number): number {
+    const available = buffer.length - offset;
+    if (available < 2) return -1;
+    const b0 = buffer[offset]!;
+    const b1 = buffer[offset + 1]!;
+    const fin = (b0 & 0x80) !== 0;
+    const opcode = b0 & 0x0f;
+    if ((b0 & 0x70) !== 0) return this.fail('WS_ERR_UNEXPECTED_RSV', 'reserved bits must be 0', CloseCode.ProtocolError);
+    if (opcode >= 0x8) {
+      if (opcode > Opcode.Pong) return this.fail('WS_ERR_INVALID_OPCODE', `invalid opcode ${opcode}`, CloseCode.ProtocolError);
+      if (!fin) return this.fail('WS_ERR_INVALID_CONTROL_FRAME', 'control frames must not be fragmented', CloseCode.ProtocolError);
+      if ((b1 & 0x7f) > 125) return this.fail('WS_ERR_INVALID_CONTROL_FRAME', 'control frame payload over 125 bytes', CloseCode.ProtocolError);
+    } else if (opcode === Opcode.Continuation) {
+      if (this.messageOpcode === 0) return this.fail('WS_ERR_UNEXPECTED_CONTINUATION', 'continuation frame without a message to continue', CloseCode.ProtocolError);
+    } else if (opcode === Opcode.Text || opcode === Opcode.Binary) {
+      if (this.messageOpcode !== 0) return this.fail('WS_ERR_EXPECTED_CONTINUATION', 'new message started before the fragmented one finished', CloseCode.ProtocolError);
+    } else {
+      return this.fail('WS_ERR_INVALID_OPCODE', `invalid opcode ${opcode}`, CloseCode.ProtocolError);
+    }
+    const masked = (b1 & 0x80) !== 0;
+    if (masked !== this.expectMask) {
+      return masked
+        ? this.fail('WS_ERR_UNEXPECTED_MASK', 'frames from a server must not be masked', CloseCode.ProtocolError)
+        : this.fail('WS_ERR_EXPECTED_MASK', 'frames from a client must be masked', CloseCode.ProtocolError);
+    }
+    let length = b1 & 0x7f;
+    let size = 2;
+    if (length === 126) {
+      if (available < 4) return -1;
+      length = buffer.readUInt16BE(offset + 2);
+      size = 4;
+    } else if (length === 127) {
+      if (available < 10) return -1;
+      const high = buffer.readUInt32BE(offset + 2);
+      if (high & 0x80000000) return this.fail('WS_ERR_INVALID_LENGTH', 'frame length has its most significant bit set', CloseCode.ProtocolError);
+      // Anything at or above 2^53 is over every possible limit; keep the number exact below it.
+      length = high >= 0x200000 ? Number.MAX_SAFE_INTEGER : high * 0x100000000 + buffer.readUInt32BE(offset + 6);
+      size = 10;
+    }
+    if (opcode < 0x8) {
+      const total = (opcode === Opcode.Continuation ? this.messageLength : 0) + length;
+      if (total > this.maxMessageSize) {
+        return this.fail('WS_ERR_MESSAGE_TOO_BIG', `message of ${total} bytes is over the limit of ${this.maxMessageSize}`, CloseCode.MessageTooBig);
+      }
+    }
+    if (masked) {
+      if (available < size + 4) return -1;
+      const key = (this.maskKey ??= Buffer.allocUnsafe(4));
+      key[0] = buffer[offset + size]!;
+      key[1] = buffer[offset + size + 1]!;
+      key[2] = buffer[offset + size + 2]!;
+      key[3] = buffer[offset + size + 3]!;
+      size += 4;
+    }
+    this.inPayload = true;
+    this.fin = fin;
+    this.opcode = opcode;
+    this.masked = masked;
+    this.payloadLength = length;
+    this.received = 0;
+    this.textFrame = opcode === Opcode.Text || (opcode === Opcode.Continuation && this.messageOpcode === Opcode.Text);
+    return size;
+  }
+
+  /** Take the next `piece` of the current payload; `last` when it completes the frame. */
+  private payloadPiece(piece: Buffer, last: boolean): void {
+    const length = piece.length;
+    if (this.masked && length > 0) maskInto(piece, 0, piece, 0, length, this.keyAt(this.received));
+    if (this.textFrame && !(last && this.received === 0 && this.opcode === Opcode.Text && this.fin)) {
+      // Fragmented or partially arrived text: validate now so bad UTF-8 fails fast.
+      const validator = (this.validator ??= new Utf8Validator());
+      this.incrementalUtf8 = true;
+      if (!validator.push(piece)) {
+        this.fail('WS_ERR_INVALID_UTF8', 'text message is not valid UTF-8', CloseCode.InvalidPayload);
+        return;
+      }
+    }
+    this.received += length;
+    if (!last) {
+      (this.parts ??= []).push(piece);
+      return;
+    }
+    let payload = piece;
+    if (this.parts !== null) {
+      this.parts.push(piece);
+      payload = Buffer.concat(this.parts, this.payloadLength);
+      this.parts = null;
+    }
+    this.inPayload = false;
+    this.frameComplete(payload);
+  }
+
+  private frameComplete(payload: Buffer): void {
+    const opcode = this.opcode;
+    if (opcode >= 0x8) {
+      this.events.onControl(opcode, payload);
+      return;
+    }
+    if (opcode !== Opcode.Continuation) {
+      if (this.fin) {
+        this.deliver(payload, opcode === Opcode.Text);
+        return;
+      }
+      this.messageOpcode = opcode;
+      this.fragments = [payload];
+      this.messageLength = payload.length;
+      return;
+    }
+    this.fragments!.push(payload);
+    this.messageLength += payload.length;
+    if (!this.fin) return;
+    const fragments = this.fragments!;
+    const message = fragments.length === 1 ? fragments[0]! : Buffer.concat(fragments, this.messageLength);
+    const isText = this.messageOpcode === Opcode.Text;
+    this.messageOpcode = 0;
+    this.fragments = null;
+    this.messageLength = 0;
+    this.deliver(message, isText);
+  }
+
+  private deliver(message: Buffer, isText: boolean): void {
+    if (isText) {
+      if (this.incrementalUtf8) {
+        const complete = this.validator!.complete;
+        this.validator!.reset();
+        this.incrementalUtf8 = false;
+        if (!complete) {
+          this.fail('WS_ERR_INVALID_UTF8', 'text message ends inside a UTF-8 sequence', CloseCode.InvalidPayload);
+          return;
+        }
+      } else if (!isUtf8(message)) {
+        this.fail('WS_ERR_INVALID_UTF8', 'text message is not valid UTF-8', CloseCode.InvalidPayload);
+        return;
+      }
+    }
+    this.events.onMessage(message, isText);
+  }
+
+  /** The mask key as it applies from payload position `position` (rotated when unaligned). */
+  private keyAt(position: number): Buffer {
+    const key = this.maskKey!;
+    const shift = position & 3;
+    if (shift === 0) return key;
+    const rotated = (this.rotatedKey ??= Buffer.allocUnsafe(4));
+    for (let i = 0; i < 4; i++) rotated[i] = key[(i + shift) & 3]!;
+    return rotated;
+  }
+
+  private fail(code: WebSocketError['code'], message: string, closeCode: number): -1 {
+    this.stop();
+    this.events.onError(new WebSocketError(code, message, closeCode));
+    return -1;
+  }
+}

@@ -1,0 +1,298 @@
+import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
+import { WebSocketError } from './protocol/errors.js';
+import { isValidCloseCode } from './protocol/frame.js';
+import { Message, type MessageLike } from './message.js';
+import { SocketBinding, type BindingOptions } from './node/socket.js';
+
+/** How a connection ended. */
+export interface CloseInfo {
+  /** The close code received (1005 when the peer sent none, 1006 when there was no close frame). */
+  code: number;
+  reason: string;
+  /** True when the close handshake completed without a protocol or transport error. */
+  wasClean: boolean;
+  /** The error that ended the connection, if any. */
+  error?: WebSocketError;
+}
+
+export interface StreamOptions extends Omit<BindingOptions, 'role'> {
+  /**
+   * `send` resolves at once while at most this many bytes are waiting to be written, and
+   * otherwise waits until the socket has drained below it. Default 64 KiB.
+   */
+  highWaterMark?: number;
+  /**
+   * Received messages not yet taken by `recv` are held up to this many bytes; past it the
+   * socket stops reading until the handler catches up (TCP then slows the peer). Default 1 MiB.
+   */
+  maxQueuedBytes?: number;
+}
+
+const RESOLVED = Promise.resolve();
+const noop = (): void => {};
+
+/** A promise that rejects with `error` without counting as unhandled if nobody awaits it. */
+function handledRejection(error: Error): Promise<never> {
+  const promise = Promise.reject(error);
+  promise.catch(noop);
+  return promise;
+}
+
+/**
+ * One WebSocket connection, read and written like a stream: the same object on the server
+ * (handed to a `websocketHandler`) and on the client (from `connect`).
+ */
+export class WebSocketStream implements AsyncIterable<Message> {
+  /** The remote address as `host:port` (IPv6 hosts in brackets). */
+  readonly peerAddr: string;
+  /** The raw socket (net.Socket or tls.TLSSocket). Reading from it directly breaks the stream. */
+  readonly inner: Socket;
+  /** The subprotocol agreed in the handshake, if any. */
+  readonly protocol: string | undefined;
+  /** The HTTP upgrade request (server side). */
+  readonly request: IncomingMessage | undefined;
+  /** Per-connection data set at upgrade time (server side), e.g. by an `onUpgrade` hook. */
+  data: unknown;
+  /** Settles once the connection is closed; never rejects. */
+  readonly closed: Promise<CloseInfo>;
+
+  private readonly binding: SocketBinding;
+  private readonly highWaterMark: number;
+  private readonly maxQueuedBytes: number;
+  private readonly queue: Message[] = [];
+  private queueHead = 0;
+  private queuedBytes = 0;
+  private paused = false;
+  private waiter: { resolve: (message: Message) => void; reject: (error: Error) => void } | null = null;
+  private closeInfo: CloseInfo | null = null;
+  private resolveClosed!: (info: CloseInfo) => void;
+
+  /** @internal Use `connect` or a `websocketHandler`. */
+  constructor(
+    socket: Socket,
+    head: Buffer,
+    role: 'server' | 'client',
+    options: StreamOptions,
+    extra: { protocol?: string | undefined; request?: IncomingMessage | undefined; data?: unknown } = {},
+  ) {
+    this.inner = socket;
+    this.peerAddr = formatAddress(socket.remoteAddress, socket.remotePort);
+    this.protocol = extra.protocol;
+    this.request = extra.request;
+    this.data = extra.data;
+    this.highWaterMark = options.highWaterMark ?? 64 * 1024;
+    this.maxQueuedBytes = options.maxQueuedBytes ?? 1024 * 1024;
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    this.binding = new SocketBinding(
+      socket,
+      {
+        onMessage: (payload, isText) => this.handleMessage(Message.fromReceived(payload, isText)),
+        onClose: (code, reason, error) => this.handleClose(code, reason, error),
+      },
+      { role, maxMessageSize: options.maxMessageSize, closeTimeoutMs: options.closeTimeoutMs },
+    );
+    this.binding.receive(head);
+  }
+
+  /** `'open'`, `'closing'` (a close frame was sent) or `'closed'`. */
+  get readyState(): 'open' | 'closing' | 'closed' {
+    return this.closeInfo !== null ? 'closed' : this.binding.connection.state;
+  }
+
+  /** Bytes accepted by `send` that have not reached the kernel yet. */
+  get bufferedAmount(): number {
+    return this.binding.bufferedAmount;
+  }
+
+  /**
+   * The next message. Rejects with `WS_ERR_CLOSED` (its `closeCode` set) once the connection
+   * is closed and every message received before the close has been taken.
+   */
+  recv(): Promise<Message> {
+    const message = this.take();
+    if (message !== undefined) return Promise.resolve(message);
+    if (this.closeInfo !== null) return Promise.reject(this.closedError());
+    if (this.waiter !== null) {
+      return Promise.reject(new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'recv() is already waiting for a message'));
+    }
+    return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
+  }
+
+  /**
+   * A message if one has arrived, `undefined` if none has yet; throws `WS_ERR_CLOSED` once the
+   * connection is closed and nothing is left to take.
+   */
+  tryRecv(): Message | undefined {
+    const message = this.take();
+    if (message === undefined && this.closeInfo !== null) throw this.closedError();
+    return message;
+  }
+
+  /** Messages until the connection closes. Ends after a clean close; throws after a failure. */
+  async *[Symbol.asyncIterator](): AsyncIterator<Message> {
+    for (;;) {
+      let message = this.take();
+      if (message === undefined) {
+        if (this.closeInfo !== null) {
+          if (this.closeInfo.error) throw this.closeInfo.error;
+          return;
+        }
+        try {
+          message = await this.recv();
+        } catch (error) {
+          const info = this.closeInfo as CloseInfo | null;
+          if (info === null) throw error;
+          if (info.error) throw info.error;
+          return;
+        }
+      }
+      yield message;
+    }
+  }
+
+  /**
+   * Send a message: a `Message`, a string (text) or bytes (binary). Resolves once the frame is
+   * handed to the socket: at once while the buffered amount is under the high-water mark,
+   * otherwise when the socket has drained. Rejects with `WS_ERR_CLOSED` if the connection is
+   * closing or closed (such a rejection never counts as unhandled).
+   */
+  send(message: MessageLike): Promise<void> {
+    const connection = this.binding.connection;
+    try {
+      if (typeof message === 'string') connection.send(Buffer.from(message, 'utf8'), true);
+      else if (message instanceof Message) connection.send(message.bytes(), message.isText);
+      else connection.send(message, false);
+    } catch (error) {
+      return handledRejection(error as Error);
+    }
+    if (this.binding.bufferedAmount <= this.highWaterMark) return RESOLVED;
+    return this.binding.waitForDrain(this.highWaterMark);
+  }
+
+  /**
+   * Send one fragment of a message; the first fragment's kind (text or binary) is the
+   * message's, `fin` ends it. For streaming a message whose size is not known up front.
+   */
+  sendFragment(payload: Uint8Array | string, fin: boolean, isText = typeof payload === 'string'): Promise<void> {
+    try {
+      const bytes = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
+      this.binding.connection.sendFragment(bytes, isText, fin);
+    } catch (error) {
+      return handledRejection(error as Error);
+    }
+    return this.binding.waitForDrain(this.highWaterMark);
+  }
+
+  /** Send a ping (the peer's pong is answered automatically by its side). */
+  ping(payload: Uint8Array | string = Buffer.alloc(0)): Promise<void> {
+    try {
+      this.binding.connection.ping(typeof payload === 'string' ? Buffer.from(payload) : payload);
+    } catch (error) {
+      return handledRejection(error as Error);
+    }
+    return RESOLVED;
+  }
+
+  /**
+   * Start the close handshake (default code 1000) and resolve when the connection is closed.
+   * Safe to call more than once.
+   */
+  close(code = 1000, reason = ''): Promise<CloseInfo> {
+    if (!(code === 1000 || isValidCloseCode(code))) {
+      return handledRejection(new WebSocketError('WS_ERR_INVALID_CLOSE_CODE', `close code ${code} cannot be sent`));
+    }
+    try {
+      this.binding.close(code, reason);
+    } catch (error) {
+      return handledRejection(error as Error);
+    }
+    return this.closed;
+  }
+
+  /** Drop the TCP connection at once, without a close handshake. */
+  terminate(): void {
+    this.binding.destroy();
+  }
+
+  /**
+   * A Node `Duplex` over this stream: what is written to it is sent as binary messages, what
+   * is read from it is the bytes of each received message. Ending it closes the WebSocket.
+   */
+  toDuplex(): Duplex {
+    const duplex: Duplex = new Duplex({
+      read: () => {
+        this.recv().then(
+          (message) => duplex.push(message.bytes()),
+          () => duplex.push(null),
+        );
+      },
+      write: (chunk: Buffer, _encoding, callback) => {
+        this.send(chunk).then(() => callback(), callback);
+      },
+      final: (callback) => {
+        this.close().then(() => callback(), callback);
+      },
+      destroy: (error, callback) => {
+        if (this.readyState === 'open') this.binding.close(error ? 1011 : 1000);
+        callback(error);
+      },
+    });
+    return duplex;
+  }
+
+  private take(): Message | undefined {
+    if (this.queueHead >= this.queue.length) return undefined;
+    const message = this.queue[this.queueHead]!;
+    this.queue[this.queueHead++] = undefined as unknown as Message;
+    if (this.queueHead === this.queue.length) {
+      this.queue.length = 0;
+      this.queueHead = 0;
+    }
+    this.queuedBytes -= message.byteLength;
+    if (this.paused && this.queuedBytes <= this.maxQueuedBytes / 2) {
+      this.paused = false;
+      this.binding.resume();
+    }
+    return message;
+  }
+
+  private handleMessage(message: Message): void {
+    const waiter = this.waiter;
+    if (waiter !== null) {
+      this.waiter = null;
+      waiter.resolve(message);
+      return;
+    }
+    this.queue.push(message);
+    this.queuedBytes += message.byteLength;
+    if (!this.paused && this.queuedBytes > this.maxQueuedBytes) {
+      this.paused = true;
+      this.binding.pause();
+    }
+  }
+
+  private handleClose(code: number, reason: string, error: WebSocketError | undefined): void {
+    const info: CloseInfo = { code, reason, wasClean: error === undefined };
+    if (error) info.error = error;
+    this.closeInfo = info;
+    this.resolveClosed(info);
+    const waiter = this.waiter;
+    if (waiter !== null) {
+      this.waiter = null;
+      waiter.reject(this.closedError());
+    }
+  }
+
+  private closedError(): WebSocketError {
+    const info = this.closeInfo!;
+    return new WebSocketError('WS_ERR_CLOSED', `connection closed (${info.code}${info.reason ? ` ${info.reason}` : ''})`, info.code);
+  }
+}
+
+/** `host:port`, with IPv6 hosts in brackets. */
+export function formatAddress(host: string | undefined, port: number | undefined): string {
+  if (host === undefined) return 'unknown';
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
