@@ -159,14 +159,19 @@ export class App<State = undefined> {
     return this;
   }
 
-  /** Adds an HTTP route: `path` is exact text with `*` wildcards (see `matchPath`). */
+  /**
+   * Adds an HTTP route: `path` is exact text with `*` wildcards (see `matchPath`). Throws
+   * `HTTP_ERR_BAD_ROUTE` if it starts with neither `/` nor `*`.
+   */
   withRoute(path: string, handler: RouteHandler<State>): this {
+    checkPattern(path);
     this.#routes.push({ path, handler });
     return this;
   }
 
   /** Adds an HTTP route whose handler does not take the state. */
   withStatelessRoute(path: string, handler: StatelessRouteHandler): this {
+    checkPattern(path);
     this.#routes.push({ path, handler: (request) => handler(request) });
     return this;
   }
@@ -177,6 +182,7 @@ export class App<State = undefined> {
    * requests that match no WebSocket route are answered with 404.
    */
   withWebsocketRoute(path: string, handler: WebSocketRouteHandler<State>): this {
+    checkPattern(path);
     this.#websocketRoutes.push({ path, handler });
     return this;
   }
@@ -415,6 +421,13 @@ export class App<State = undefined> {
       if (socket.writable && written === 0) rejectUpgrade(socket, rawResponse(500, 'Internal Server Error'));
       else socket.destroy();
     }
+  }
+}
+
+/** Rejects patterns that could never match: request paths always start with `/`. */
+function checkPattern(path: string): void {
+  if (typeof path !== 'string' || !(path.startsWith('/') || path.startsWith('*'))) {
+    throw new HttpAppError('HTTP_ERR_BAD_ROUTE', `Route pattern ${JSON.stringify(path)} must start with '/' or '*'`);
   }
 }
 

@@ -2,6 +2,8 @@
 export type HttpAppErrorCode =
   /** `run(address)` was given an address it cannot parse (or a port outside 0..65535). */
   | 'HTTP_ERR_BAD_ADDRESS'
+  /** A route pattern that can never match a request path (it must start with `/` or `*`). */
+  | 'HTTP_ERR_BAD_ROUTE'
   /** `run()` was called while the app is already running. */
   | 'HTTP_ERR_ALREADY_RUNNING'
   /** `server`, `address` or `url` was read while the app is not running. */

@@ -135,6 +135,16 @@ describe('routes', () => {
     assert.equal(await res.text(), '404 Not Found');
   });
 
+  test('a pattern that can never match is refused at registration', () => {
+    for (const register of [
+      (app: App) => app.withRoute('static/*', () => ''),
+      (app: App) => app.withStatelessRoute('', () => ''),
+      (app: App) => app.withWebsocketRoute('ws', () => {}),
+    ]) {
+      assert.throws(() => register(new App()), (error: unknown) => (error as HttpAppError).code === 'HTTP_ERR_BAD_ROUTE');
+    }
+  });
+
   test('withState replaces the state', async () => {
     const other = await started(new App<string>().withState('from withState').withRoute('/', (_r, state) => state));
     try {
