@@ -544,6 +544,18 @@ describe('run and close', () => {
     await app.close(); // Closing again is a no-op.
   });
 
+  test('an app can run again after it has closed', async () => {
+    const app = new App().withRoute('/', () => 'again');
+    await app.run('127.0.0.1:0');
+    await app.close();
+    await app.run('127.0.0.1:0');
+    try {
+      assert.equal(await (await fetch(app.url)).text(), 'again');
+    } finally {
+      await app.close();
+    }
+  });
+
   test('an AbortSignal closes the app', async () => {
     const controller = new AbortController();
     const app = new App().withRoute('/', () => 'ok');
