@@ -1,0 +1,121 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { maskInPlace, maskInto } from '../../src/protocol/mask.js';
+import { hex, referenceMask, toHex } from './helpers.js';
+
+const KEYS = [hex('37fa213d'), hex('00000000'), hex('ffffffff'), hex('01020304'), hex('80ff7f00')];
+
+function pattern(length: number, seed: number): Uint8Array {
+  const out = new Uint8Array(length);
+  for (let i = 0; i < length; i++) out[i] = (i * 151 + seed * 17 + 3) & 0xff;
+  return out;
+}
+
+/** A view of `length` bytes starting at `address & 7` within a fresh ArrayBuffer, filled with `fill`. */
+function at(address: number, length: number, fill = 0xcc): Uint8Array {
+  const backing = new Uint8Array(address + length + 8).fill(fill);
+  return backing.subarray(address, address + length);
+}
+
+test('RFC 6455 5.7 example: "Hello" with key 37 fa 21 3d', () => {
+  const data = Buffer.from('Hello');
+  maskInPlace(data, hex('37fa213d'));
+  assert.equal(toHex(data), '7f9f4d5158');
+  maskInPlace(data, hex('37fa213d'));
+  assert.equal(data.toString(), 'Hello');
+});
+
+test('maskInto equals byte-wise masking for lengths 0..100 at every source/target alignment', () => {
+  for (const key of KEYS) {
+    for (let length = 0; length <= 100; length++) {
+      const data = pattern(length, length);
+      const expected = referenceMask(data, key);
+      for (let sa = 0; sa < 8; sa++) {
+        const source = at(sa, length);
+        source.set(data);
+        for (let ta = 0; ta < 8; ta++) {
+          const target = at(ta, length + 4);
+          maskInto(source, 0, target, 2, length, key);
+          if (!Buffer.from(target.subarray(2, 2 + length)).equals(expected)) {
+            assert.fail(`key ${toHex(key)} length ${length} source@${sa} target@${ta}+2`);
+          }
+          // Bytes around the range untouched.
+          assert.equal(target[0], 0xcc);
+          assert.equal(target[1], 0xcc);
+          assert.equal(target[2 + length], 0xcc);
+          // The source is not modified when target is another buffer.
+          if (!Buffer.from(source).equals(Buffer.from(data))) assert.fail('source modified');
+        }
+      }
+    }
+  }
+});
+
+test('maskInto with offsets into both buffers (Buffer subarrays at odd offsets)', () => {
+  const key = KEYS[0]!;
+  for (let length = 0; length <= 100; length++) {
+    for (let off = 0; off < 8; off++) {
+      const pool = Buffer.alloc(length + 32, 0x55);
+      const data = pattern(length, off);
+      pool.set(data, off + 1);
+      const source = pool.subarray(1); // byteOffset 1 within its pool
+      const target = Buffer.alloc(length + 16, 0xaa).subarray(3);
+      maskInto(source, off, target, off + 2, length, key);
+      assert.equal(toHex(target.subarray(off + 2, off + 2 + length)), toHex(referenceMask(data, key)), `length ${length} off ${off}`);
+      assert.equal(target[off + 1], 0xaa);
+      assert.equal(target[off + 2 + length], 0xaa);
+    }
+  }
+});
+
+test('maskInPlace (same buffer, same offset) at every alignment, lengths 0..100', () => {
+  for (const key of KEYS) {
+    for (let length = 0; length <= 100; length++) {
+      const data = pattern(length, 9);
+      const expected = referenceMask(data, key);
+      for (let a = 0; a < 8; a++) {
+        const view = at(a, length);
+        view.set(data);
+        maskInPlace(view, key);
+        if (!Buffer.from(view).equals(expected)) assert.fail(`key ${toHex(key)} length ${length} at ${a}`);
+        assert.equal(view.buffer.byteLength > a + length ? new Uint8Array(view.buffer)[a + length] : 0xcc, 0xcc);
+        maskInPlace(view, key);
+        if (!Buffer.from(view).equals(Buffer.from(data))) assert.fail(`round trip length ${length} at ${a}`);
+      }
+    }
+  }
+});
+
+test('a key that is itself a view at an odd offset works', () => {
+  const keyPool = Buffer.alloc(16);
+  keyPool.set(hex('37fa213d'), 5);
+  const key = keyPool.subarray(5, 9);
+  for (const length of [3, 31, 32, 33, 64, 99]) {
+    const data = pattern(length, 1);
+    const target = at(1, length);
+    maskInto(data, 0, target, 0, length, key);
+    assert.equal(toHex(target), toHex(referenceMask(data, hex('37fa213d'))));
+  }
+});
+
+test('large buffers at every alignment match the reference', () => {
+  const key = KEYS[4]!;
+  for (const length of [65536, 65537, 1 << 20, (1 << 20) + 3]) {
+    const data = randomBytes(length);
+    const expected = referenceMask(data, key);
+    for (let sa = 0; sa < 4; sa++) {
+      for (let ta = 0; ta < 4; ta++) {
+        const source = at(sa, length);
+        source.set(data);
+        const target = at(ta, length);
+        maskInto(source, 0, target, 0, length, key);
+        assert.ok(Buffer.from(target).equals(expected), `length ${length} source@${sa} target@${ta}`);
+      }
+      const inPlace = at(sa, length);
+      inPlace.set(data);
+      maskInPlace(inPlace, key);
+      assert.ok(Buffer.from(inPlace).equals(expected), `in place length ${length} at ${sa}`);
+    }
+  }
+});
