@@ -18,3 +18,28 @@ export {
   type UpgradeRejection,
 } from './node/upgrade.js';
 export { connect, type ConnectOptions } from './node/client.js';
+export { Bus, BusReader, type BusOptions } from './channel.js';
+export {
+  App,
+  HttpRequest,
+  HttpResponse,
+  HttpAppError,
+  serveDir,
+  serveFile,
+  contentTypeFor,
+  matchPath,
+  type RouteHandler,
+  type StatelessRouteHandler,
+  type WebSocketRouteHandler,
+  type ErrorHandler,
+  type CloseHook,
+  type TlsOptions,
+  type RunOptions,
+  type CloseOptions,
+  type AppAddress,
+  type HttpResponseLike,
+  type HttpBody,
+  type HttpAppErrorCode,
+  type ServeDirOptions,
+  type StaticHandler,
+} from './http/app.js';

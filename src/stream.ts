@@ -65,7 +65,7 @@ export class WebSocketStream implements AsyncIterable<Message> {
   private queueHead = 0;
   private queuedBytes = 0;
   private paused = false;
-  private waiter: { resolve: (message: Message) => void; reject: (error: Error) => void } | null = null;
+  private waiter: { resolve: (message: Message) => void; reject: (error: Error) => void; promise: Promise<Message> } | null = null;
   private closeInfo: CloseInfo | null = null;
   private resolveClosed!: (info: CloseInfo) => void;
 
@@ -108,16 +108,23 @@ export class WebSocketStream implements AsyncIterable<Message> {
 
   /**
    * The next message. Rejects with `WS_ERR_CLOSED` (its `closeCode` set) once the connection
-   * is closed and every message received before the close has been taken.
+   * is closed and every message received before the close has been taken. Calling it again
+   * while a call is still waiting returns the same promise (the message is delivered once).
    */
   recv(): Promise<Message> {
     const message = this.take();
     if (message !== undefined) return Promise.resolve(message);
     if (this.closeInfo !== null) return Promise.reject(this.closedError());
-    if (this.waiter !== null) {
-      return Promise.reject(new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'recv() is already waiting for a message'));
-    }
-    return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
+    // A second call while one is waiting gets the same promise, so `Promise.race` loops work.
+    if (this.waiter !== null) return this.waiter.promise;
+    let resolve!: (message: Message) => void;
+    let reject!: (error: Error) => void;
+    const promise = new Promise<Message>((onResolve, onReject) => {
+      resolve = onResolve;
+      reject = onReject;
+    });
+    this.waiter = { resolve, reject, promise };
+    return promise;
   }
 
   /**

@@ -179,11 +179,14 @@ export class App<State = undefined> {
   /**
    * Adds a WebSocket route. An upgrade request whose path matches is handed to `handler`
    * (first matching route wins), which performs the handshake and owns the socket. Upgrade
-   * requests that match no WebSocket route are answered with 404.
+   * requests that match no WebSocket route are answered with 404. A handler with a
+   * `shutdown()` method (as `websocketHandler` and `asyncWebsocketHandler` return) is shut
+   * down when the app closes, so its clients get a close frame (1001) before the server stops.
    */
-  withWebsocketRoute(path: string, handler: WebSocketRouteHandler<State>): this {
+  withWebsocketRoute(path: string, handler: WebSocketRouteHandler<State> & { shutdown?: () => Promise<void> | void }): this {
     checkPattern(path);
     this.#websocketRoutes.push({ path, handler });
+    if (typeof handler.shutdown === 'function') this.onClose(() => handler.shutdown!());
     return this;
   }
 
