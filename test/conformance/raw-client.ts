@@ -319,6 +319,10 @@ export function acceptFor(key: string): string {
 
 export interface HandshakeOptions {
   path?: string;
+  /** Request method (default GET). */
+  method?: string;
+  /** HTTP version in the request line (default 1.1). */
+  httpVersion?: string;
   /** Header lines to use instead of the defaults (name -> value; null removes a default). */
   headers?: Record<string, string | null>;
   /** Sec-WebSocket-Key to send (default: 16 random bytes, base64). */
@@ -344,7 +348,7 @@ export function buildRequest(target: TargetAddress, key: string, opts: Handshake
     for (const d of Object.keys(merged)) if (d.toLowerCase() === name.toLowerCase()) delete merged[d];
     merged[name] = value;
   }
-  let req = `GET ${opts.path ?? '/'} HTTP/1.1\r\n`;
+  let req = `${opts.method ?? 'GET'} ${opts.path ?? '/'} HTTP/${opts.httpVersion ?? '1.1'}\r\n`;
   for (const [name, value] of Object.entries(merged)) if (value !== null) req += `${name}: ${value}\r\n`;
   return req + '\r\n';
 }
