@@ -144,11 +144,15 @@ export class SocketBinding {
     });
   }
 
-  /** Start the close handshake; the socket is destroyed if it does not finish in time. */
-  close(code?: number, reason?: string): void {
+  /**
+   * Start the close handshake; the socket is destroyed if it does not finish within
+   * `timeoutMs` (default: the binding's `closeTimeoutMs`), e.g. a short time for a peer that
+   * is already known to be unresponsive.
+   */
+  close(code?: number, reason?: string, timeoutMs: number = this.closeTimeoutMs): void {
     if (this.connection.state !== 'open') return;
     this.connection.close(code, reason);
-    this.startCloseTimer();
+    this.startCloseTimer(timeoutMs);
   }
 
   /** Drop the connection without a close handshake. */
@@ -186,14 +190,14 @@ export class SocketBinding {
     this.startCloseTimer();
   }
 
-  private startCloseTimer(): void {
+  private startCloseTimer(timeoutMs: number = this.closeTimeoutMs): void {
     if (this.closeTimer !== null || this.finished) return;
     this.closeTimer = setTimeout(() => {
       this.connection.transportClosed(
-        new WebSocketError('WS_ERR_CLOSE_TIMEOUT', `close handshake not completed within ${this.closeTimeoutMs} ms`, 1006),
+        new WebSocketError('WS_ERR_CLOSE_TIMEOUT', `close handshake not completed within ${timeoutMs} ms`, 1006),
       );
       this.socket.destroy();
-    }, this.closeTimeoutMs);
+    }, timeoutMs);
     this.closeTimer.unref();
   }
 
