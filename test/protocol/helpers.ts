@@ -179,7 +179,7 @@ export function decodeFrames(data: Uint8Array): { fin: boolean; opcode: number; 
     const masked = (b1 & 0x80) !== 0;
     const key = masked ? Buffer.from(data.subarray(i, i + 4)) : Buffer.alloc(0);
     if (masked) i += 4;
-    let payload = Buffer.from(data.subarray(i, i + length));
+    let payload: Buffer = Buffer.from(data.subarray(i, i + length));
     if (masked) payload = referenceMask(payload, key);
     i += length;
     out.push({ fin: (b0 & 0x80) !== 0, opcode: b0 & 0x0f, masked, key: key.toString('hex'), payload });
