@@ -11,11 +11,12 @@ describe('7 close handling', () => {
   const target = useTarget();
 
   // ---- 7.1: what follows a close frame is ignored -------------------------------------------
-  it('7.1.1 text message, then close -> echo, then close 1000 and TCP close', opts(), () =>
+  it('7.1.1 text message and close in one write -> echo, then close 1000 and TCP close', opts(), () =>
     withClient(target(), async (c) => {
-      await c.send(text('Hello World!'));
+      await c.send([text('Hello World!'), close(1000)]);
       await c.expectMessage(OP.TEXT, 'Hello World!');
-      await c.closeHandshake(1000);
+      await c.expectClose([1000]);
+      await c.expectTcpClose();
     }),
   );
   it('7.1.2 two close frames in one write -> exactly one close back, then TCP close', opts(), () =>
@@ -61,6 +62,14 @@ describe('7 close handling', () => {
       await c.expectClose([1000]);
       await c.send([text('too late'), ping('too late')]);
       await c.expectTcpClose();
+    }),
+  );
+
+  it('7.1.8 text message, its echo, then close -> close 1000 and TCP close', opts(), () =>
+    withClient(target(), async (c) => {
+      await c.send(text('Hello World!'));
+      await c.expectMessage(OP.TEXT, 'Hello World!');
+      await c.closeHandshake(1000);
     }),
   );
 

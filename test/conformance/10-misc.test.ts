@@ -97,8 +97,7 @@ describe('10 misc', () => {
     withClient(
       target(),
       async (c) => {
-        await c.expectMessage(OP.TEXT, 'right behind the handshake');
-        await c.expectPong('and a ping');
+        await c.expectEchoesAndPongs([{ opcode: OP.TEXT, data: 'right behind the handshake' }], ['and a ping']);
         await c.closeHandshake();
       },
       { trailing: Buffer.concat([text('right behind the handshake'), ping('and a ping')]) },

@@ -712,6 +712,37 @@ export class RawClient {
     return e;
   }
 
+  /**
+   * The next events must be the echoes of `messages`, in order, and pongs for `pongs`, in order;
+   * how the two sequences interleave is free (RFC 6455 does not order a pong relative to data
+   * frames that an application sends).
+   */
+  async expectEchoesAndPongs(
+    messages: { opcode: number; data: Bytes }[],
+    pongs: Bytes[],
+    timeoutMs = WAIT_MS,
+  ): Promise<void> {
+    let m = 0;
+    let p = 0;
+    while (m < messages.length || p < pongs.length) {
+      const e = await this.next(timeoutMs, `${messages.length - m} more echo(es) and ${pongs.length - p} more pong(s)`);
+      if (e.type === 'message' && m < messages.length) {
+        const want = messages[m]!;
+        if (e.opcode === want.opcode && e.data.equals(toBuffer(want.data))) {
+          m++;
+          continue;
+        }
+      }
+      if (e.type === 'pong' && p < pongs.length && e.data.equals(toBuffer(pongs[p]!))) {
+        p++;
+        continue;
+      }
+      const nextMessage = m < messages.length ? `echo #${m + 1} (${hex(toBuffer(messages[m]!.data), 16)})` : 'no more echoes';
+      const nextPong = p < pongs.length ? `pong #${p + 1} (${hex(toBuffer(pongs[p]!), 16)})` : 'no more pongs';
+      throw this.failure(`expected ${nextMessage} or ${nextPong}, got ${describeEvent(e)}`);
+    }
+  }
+
   /** Next event must be the server closing TCP (FIN or reset), without us closing first. */
   async expectTcpClose(timeoutMs = WAIT_MS): Promise<void> {
     const e = await this.next(timeoutMs, 'the server to close the TCP connection');
