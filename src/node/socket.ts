@@ -67,7 +67,8 @@ export class SocketBinding {
         onClose: (code, reason, error) => this.handleClose(code, reason, error),
         closeTransport: () => this.endTransport(),
       },
-      options,
+      // Replies to close frames and protocol errors wait for this turn's message handlers.
+      { defer: setImmediate, ...options },
     );
     socket.on('data', (chunk: Buffer) => this.connection.receive(chunk));
     socket.on('error', (error: Error) => this.connection.transportClosed(error));
