@@ -36,6 +36,13 @@ export interface ConnectionEvents {
 
 export interface ConnectionOptions {
   role: Role;
+  /**
+   * Runs the reply to a peer's close frame, or the close after a protocol error, later than
+   * the bytes that caused it: an owner that delivers messages asynchronously passes e.g.
+   * `setImmediate` so the app can still answer the messages that arrived just before (an
+   * echo before the close). Default: at once.
+   */
+  defer?: (task: () => void) => void;
   /** Largest incoming data message, across fragments, in bytes. Default 64 MiB. */
   maxMessageSize?: number;
 }
@@ -56,6 +63,7 @@ function nextMaskKey(): Buffer {
 }
 
 const EMPTY = Buffer.alloc(0);
+const runNow = (task: () => void): void => task();
 
 /**
  * One endpoint of a WebSocket connection, without I/O: feed it the peer's bytes with
@@ -67,6 +75,7 @@ export class Connection {
   readonly role: Role;
   private readonly events: ConnectionEvents;
   private readonly parser: FrameParser;
+  private readonly defer: (task: () => void) => void;
   private readyState: ConnectionState = 'open';
   private closeSent = false;
   /** Whether an outgoing fragmented message is open, and of which kind. */
@@ -75,6 +84,7 @@ export class Connection {
   constructor(events: ConnectionEvents, options: ConnectionOptions) {
     this.role = options.role;
     this.events = events;
+    this.defer = options.defer ?? runNow;
     const parserOptions = { role: options.role, maxMessageSize: options.maxMessageSize };
     this.parser = new FrameParser(
       {
@@ -232,18 +242,24 @@ export class Connection {
     }
     // Nothing after a close frame is processed.
     this.parser.stop();
-    if (!this.closeSent) this.sendClose(code === CloseCode.NoStatus ? undefined : code, '');
-    this.readyState = 'closed';
-    if (this.role === 'server') this.events.closeTransport();
-    this.events.onClose(code, reason, undefined);
+    this.defer(() => {
+      if (this.readyState === 'closed') return;
+      if (!this.closeSent) this.sendClose(code === CloseCode.NoStatus ? undefined : code, '');
+      this.readyState = 'closed';
+      if (this.role === 'server') this.events.closeTransport();
+      this.events.onClose(code, reason, undefined);
+    });
   }
 
   private failWith(error: WebSocketError): void {
     this.parser.stop();
     if (this.readyState === 'closed') return;
-    if (!this.closeSent) this.sendClose(error.closeCode ?? CloseCode.ProtocolError, '');
-    this.readyState = 'closed';
-    this.events.closeTransport();
-    this.events.onClose(error.closeCode ?? CloseCode.ProtocolError, '', error);
+    this.defer(() => {
+      if (this.readyState === 'closed') return;
+      if (!this.closeSent) this.sendClose(error.closeCode ?? CloseCode.ProtocolError, '');
+      this.readyState = 'closed';
+      this.events.closeTransport();
+      this.events.onClose(error.closeCode ?? CloseCode.ProtocolError, '', error);
+    });
   }
 }
