@@ -409,3 +409,60 @@ describe('connection: failures and onClose exactly once', () => {
     assert.deepEqual(events, ['message stop', 'write 880203e8', 'message then', 'closeTransport', 'close 1000']);
   });
 });
+
+describe('connection: a deferred close reply (options.defer)', () => {
+  function deferred(role: 'server' | 'client') {
+    const tasks: (() => void)[] = [];
+    const events: string[] = [];
+    const conn = new Connection(
+      {
+        write: (b) => events.push('write ' + b.toString('hex')),
+        onMessage: (p) => events.push('message ' + p.toString()),
+        onPing: (p) => events.push('ping ' + p.toString()),
+        onClose: (code, reason, error) => events.push(`close ${code} ${reason} ${error?.code ?? ''}`.trim()),
+        closeTransport: () => events.push('closeTransport'),
+      },
+      { role, defer: (task) => tasks.push(task) },
+    );
+    const run = () => tasks.splice(0).forEach((t) => t());
+    return { conn, events, tasks, run };
+  }
+
+  test('messages before the close frame can still be answered; the reply follows', () => {
+    const d = deferred('server');
+    d.conn.receive(bytes(cframe({ opcode: OP.TEXT, payload: 'last' }), cframe({ opcode: OP.CLOSE, payload: closeFrom(1000) }), cframe({ opcode: OP.TEXT, payload: 'ignored' })));
+    assert.deepEqual(d.events, ['message last']);
+    d.conn.send(Buffer.from('echo'), true);
+    d.run();
+    assert.deepEqual(d.events, ['message last', 'write 81046563686f', 'write 880203e8', 'closeTransport', 'close 1000']);
+    d.run();
+    d.conn.transportClosed();
+    assert.equal(d.events.length, 5);
+  });
+
+  test('a protocol error is answered after the turn, once', () => {
+    const d = deferred('server');
+    d.conn.receive(bytes(cframe({ opcode: OP.TEXT, payload: 'a' }), cframe({ opcode: 4 })));
+    d.conn.fail(new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'also', 1008));
+    assert.deepEqual(d.events, ['message a']);
+    d.run();
+    assert.deepEqual(d.events, ['message a', 'write 880203ea', 'closeTransport', 'close 1002  WS_ERR_INVALID_OPCODE']);
+  });
+
+  test('the transport closing before the deferred reply runs: onClose(1006) once, nothing written', () => {
+    const d = deferred('server');
+    d.conn.receive(cframe({ opcode: OP.CLOSE, payload: closeFrom(1001) }));
+    d.conn.transportClosed();
+    d.run();
+    assert.deepEqual(d.events, ['close 1006  WS_ERR_CONNECTION_LOST']);
+  });
+
+  test('the app closing inside the window: one close frame, onClose once with the peer code', () => {
+    const d = deferred('client');
+    d.conn.receive(frame({ opcode: OP.CLOSE, payload: closeFrom(4001, 'x') }));
+    d.conn.close(1000);
+    d.run();
+    assert.equal(d.events.filter((e) => e.startsWith('write')).length, 1);
+    assert.deepEqual(d.events.filter((e) => !e.startsWith('write')), ['close 4001 x']);
+  });
+});
