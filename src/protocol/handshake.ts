@@ -70,6 +70,7 @@ export function validateUpgradeRequest(request: UpgradeRequestHead): HandshakeAc
   const [major = 0, minor = 0] = request.httpVersion.split('.').map(Number);
   if (major < 1 || (major === 1 && minor < 1)) return reject(400, 'WebSocket handshake needs HTTP/1.1 or later');
   const headers = request.headers;
+  if (headerText(headers['host']).trim() === '') return reject(400, 'missing Host header');
   if (!hasToken(headers['upgrade'], 'websocket')) return reject(400, 'missing or invalid Upgrade header (expected "websocket")');
   if (!hasToken(headers['connection'], 'upgrade')) return reject(400, 'missing or invalid Connection header (expected "Upgrade")');
   const version = headerText(headers['sec-websocket-version']).trim();
