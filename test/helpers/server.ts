@@ -274,6 +274,39 @@ export function rawExchange(port: number, text: string | Buffer, ms = 5000): Pro
   );
 }
 
+/**
+ * Write an upgrade request on a plain TCP socket and resolve with the response head (and the
+ * body, when it has a Content-Length) without waiting for the server to close; then drop the
+ * socket. Bytes after the head of a 101 are in `rest`.
+ */
+export function rawUpgrade(port: number, text: string | Buffer, ms = 5000): Promise<RawResponse & { rest: Buffer }> {
+  return withTimeout(
+    new Promise((resolve, reject) => {
+      const socket = netConnect(port, '127.0.0.1');
+      let data = Buffer.alloc(0);
+      const finish = (): void => {
+        const end = data.indexOf('\r\n\r\n');
+        if (end === -1) return;
+        const parsed = parseRaw(data.subarray(0, end + 4).toString('latin1'));
+        const length = Number(parsed.headers['content-length'] ?? 0);
+        if (parsed.status !== 101 && data.length < end + 4 + length) return;
+        const rest = data.subarray(end + 4);
+        socket.destroy();
+        resolve({ ...parsed, body: parsed.status === 101 ? '' : rest.subarray(0, length).toString('utf8'), rest });
+      };
+      socket.on('data', (chunk: Buffer) => {
+        data = Buffer.concat([data, chunk]);
+        finish();
+      });
+      socket.on('error', reject);
+      socket.on('close', () => reject(new Error(`socket closed before a complete response: ${data.toString('latin1')}`)));
+      socket.write(text);
+    }),
+    ms,
+    'raw upgrade',
+  );
+}
+
 export function parseRaw(raw: string): RawResponse {
   const end = raw.indexOf('\r\n\r\n');
   const head = end === -1 ? raw : raw.slice(0, end);
