@@ -83,6 +83,27 @@ describe('0 opening handshake', () => {
     });
   }
 
+  it(`0.${++n} two Sec-WebSocket-Key headers -> 400`, opts(), async () => {
+    const c = await RawClient.open(target());
+    try {
+      const key = randomBytes(16).toString('base64');
+      const request = buildRequest(target(), key, {}).replace(
+        '\r\n\r\n',
+        `\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\n\r\n`,
+      );
+      assertRefused(await c.handshake(request), [400]);
+    } finally {
+      c.destroy();
+    }
+  });
+
+  it(`0.${++n} Sec-WebSocket-Key surrounded by extra whitespace -> 101, accept computed from the trimmed key`, opts(), async () => {
+    const key = randomBytes(16).toString('base64');
+    const res = await exchange(target(), { key: `  ${key}\t ` });
+    assert.equal(res.status, 101, describeResponse(res));
+    assert.equal(res.headers.get('sec-websocket-accept'), acceptFor(key), describeResponse(res));
+  });
+
   for (const method of ['POST', 'PUT']) {
     it(`0.${++n} ${method} with upgrade headers -> 400 or 405`, opts(), async () => {
       const res = await exchange(target(), { method, headers: { 'Content-Length': '0' } });

@@ -283,6 +283,30 @@ describe('6 UTF-8 handling', () => {
       await c.expectFail([1007], { timeoutMs: 1500 });
     }),
   );
+  it(`6.6.${++n} first fragment (no FIN) ending in "ED A0" (a surrogate is certain at its 2nd byte) -> 1007 before the rest`, opts(5000, { ws: WS_NO_FAIL_FAST }), () =>
+    withClient(target(), async (c) => {
+      await failFast(c, [text(b('abc', fromHex('ed a0')), { fin: false })]);
+    }),
+  );
+  it(`6.6.${++n} first fragment (no FIN) ending in "E0 80" (overlong at its 2nd byte) -> 1007 before the rest`, opts(5000, { ws: WS_NO_FAIL_FAST }), () =>
+    withClient(target(), async (c) => {
+      await failFast(c, [text(b('abc', fromHex('e0 80')), { fin: false })]);
+    }),
+  );
+  it(`6.6.${++n} first fragment (no FIN) ending in "F0 8F" (overlong 4-byte at its 2nd byte) -> 1007 before the rest`, opts(5000, { ws: WS_NO_FAIL_FAST }), () =>
+    withClient(target(), async (c) => {
+      await failFast(c, [text(b('abc', fromHex('f0 8f')), { fin: false })]);
+    }),
+  );
+  it(`6.6.${++n} a fragment (no FIN) ending in an incomplete but valid prefix is not failed early`, opts(), () =>
+    withClient(target(), async (c) => {
+      await c.send(text(b(KOSME, fromHex('f0 9f')), { fin: false }));
+      await c.expectSilence(200);
+      await c.send(cont(fromHex('98 80')));
+      await c.expectMessage(OP.TEXT, b(KOSME, fromHex('f0 9f 98 80')));
+      await c.closeHandshake();
+    }),
+  );
   it(`6.6.${++n} fragmented 1-byte frames: "κόσμε" then FF, no FIN -> 1007 before the final fragment`, opts(5000, { ws: WS_NO_FAIL_FAST }), () =>
     withClient(target(), async (c) => {
       const msg = b(KOSME, fromHex('ff'));
