@@ -50,6 +50,7 @@ typedef struct conn {
   uint8_t epollout;  /* EPOLLOUT currently registered */
   uint8_t msg_op;    /* opcode of the message being assembled */
   uint8_t skip_fin;  /* FIN bit of the frame being skipped */
+  uint8_t got_close; /* connect-rate: server's close frame received, waiting for its FIN */
   uint32_t idx;
   /* output: owned buffer first, then an optional external buffer */
   uint8_t *ob;
@@ -90,7 +91,8 @@ static char request[512];
 static size_t request_len;
 static struct sockaddr_in dst;
 static uint64_t t0_ns;
-static uint64_t errors, proto_errors, conn_failures, mismatches, close_errors;
+static uint64_t errors, proto_errors, conn_failures, mismatches, close_errors, close_timeouts;
+#define CLOSE_GRACE_NS 1000000000ull
 static long established, closed_unexpected;
 static int in_window, window_done;
 static uint64_t win_start_ns, win_end_ns;
@@ -298,6 +300,7 @@ static void start_conn(conn *c) {
   c->skip = 0;
   c->msg_len = 0;
   c->sent = c->recv = c->expect = 0;
+  c->got_close = 0;
   if (!c->in) {
     c->in_cap = in_cap_for();
     c->in = malloc(c->in_cap);
@@ -450,10 +453,13 @@ static void on_message(conn *c, int op, const uint8_t *payload, uint64_t len, ui
 }
 
 static void on_close_frame(conn *c, uint64_t now) {
-  (void)now;
   if (sc == SC_CONNECT_RATE && c->state == CS_CLOSING) {
-    cr_done++;
-    release_conn(c);
+    /* Close handshake done; the server should now close TCP first (RFC 6455 7.1.1), which
+       keeps TIME_WAIT off the client side. Wait for that end of stream; a server that does not
+       close within CLOSE_GRACE gets an abortive close (see reap_closing). */
+    c->got_close = 1;
+    c->t_start = now;
+    c->in_len = 0;
     return;
   }
   closed_unexpected++;
@@ -602,6 +608,10 @@ static void on_readable(conn *c, uint64_t now) {
     return;
   }
   c->in_len += (size_t)n;
+  if (c->got_close) {
+    c->in_len = 0; /* nothing is expected after the close frame but the end of stream */
+    return;
+  }
   if (c->state == CS_HANDSHAKE) {
     if (handshake_done(c, now) <= 0) return;
   }
@@ -628,6 +638,18 @@ static void on_writable(conn *c) {
 }
 
 /* ---- connect-rate driver ---- */
+static void reap_closing(uint64_t now) {
+  for (long i = 0; i < nslots; i++) {
+    conn *c = &conns[i];
+    if (c->state != CS_CLOSING || !c->got_close || now - c->t_start < CLOSE_GRACE_NS) continue;
+    struct linger lg = {1, 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close_timeouts++;
+    cr_done++;
+    release_conn(c);
+  }
+}
+
 static void cr_next(void) {
   static int busy;
   if (busy) return;
@@ -693,9 +715,9 @@ static void print_result(const char *status) {
       break;
     }
     case SC_CONNECT_RATE:
-      printf(",\"concurrency\":%ld,\"sources\":%ld,\"close_errors\":%llu,\"handshakes\":%llu,\"handshakes_per_s\":%.1f,"
+      printf(",\"concurrency\":%ld,\"sources\":%ld,\"close_errors\":%llu,\"close_timeouts\":%llu,\"handshakes\":%llu,\"handshakes_per_s\":%.1f,"
              "\"hs_p50_us\":%.0f,\"hs_p99_us\":%.0f",
-             concurrency, nsources, (unsigned long long)close_errors, (unsigned long long)w_handshakes, win > 0 ? w_handshakes / win : 0.0,
+             concurrency, nsources, (unsigned long long)close_errors, (unsigned long long)close_timeouts, (unsigned long long)w_handshakes, win > 0 ? w_handshakes / win : 0.0,
              hist_pct(0.50), hist_pct(0.99));
       break;
     case SC_IDLE: {
@@ -928,6 +950,13 @@ int main(int argc, char **argv) {
     if (phase == PH_DRAIN && (subs_caught_up >= nconns || now >= drain_end)) {
       if (subs_caught_up < nconns) status = "drain-timeout";
       phase = PH_DONE;
+    }
+    if (sc == SC_CONNECT_RATE) {
+      static uint64_t last_reap;
+      if (now - last_reap > 50000000ull) {
+        last_reap = now;
+        reap_closing(now);
+      }
     }
     if (phase == PH_CR_WARM && cr_done >= cr_target && cr_inflight == 0) {
       phase = PH_CR_MEASURE;
