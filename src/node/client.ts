@@ -25,7 +25,12 @@ export interface ConnectOptions extends StreamOptions {
  * refuses (the message includes the status) or answers wrongly.
  */
 export function connect(url: string | URL, options: ConnectOptions = {}): Promise<WebSocketStream> {
-  const target = new URL(url);
+  let target: URL;
+  try {
+    target = new URL(url);
+  } catch {
+    return Promise.reject(new WebSocketError('WS_ERR_INVALID_ARGUMENT', `invalid URL ${JSON.stringify(String(url))}`));
+  }
   if (target.protocol !== 'ws:' && target.protocol !== 'wss:') {
     return Promise.reject(new WebSocketError('WS_ERR_INVALID_ARGUMENT', `unsupported URL scheme ${target.protocol} (expected ws: or wss:)`));
   }
