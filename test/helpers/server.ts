@@ -343,26 +343,35 @@ export interface FakeServer {
 
 /**
  * A raw TCP server that reads each request head and answers with whatever `answer` returns
- * (`null` to say nothing and keep the socket open). For crafting broken handshakes.
+ * (`null` to say nothing and keep the socket open). For crafting broken handshakes. Bytes the
+ * client sends after its request head go to `onData`.
  */
-export async function startFakeServer(answer: (head: string, socket: Socket) => string | null): Promise<FakeServer> {
+export async function startFakeServer(
+  answer: (head: string, socket: Socket) => string | Buffer | null,
+  onData?: (bytes: Buffer, socket: Socket) => void,
+): Promise<FakeServer> {
   const requests: string[] = [];
   const sockets = new Set<Socket>();
   const server = createNetServer((socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => undefined);
-    let text = '';
-    socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => {
-      if (text.includes('\r\n\r\n')) return;
-      text += chunk;
-      const end = text.indexOf('\r\n\r\n');
+    let buffered: Buffer | null = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      if (buffered === null) {
+        onData?.(chunk, socket);
+        return;
+      }
+      buffered = Buffer.concat([buffered, chunk]);
+      const end = buffered.indexOf('\r\n\r\n');
       if (end === -1) return;
-      const head = text.slice(0, end);
+      const head = buffered.subarray(0, end).toString('latin1');
+      const rest = buffered.subarray(end + 4);
+      buffered = null;
       requests.push(head);
       const response = answer(head, socket);
       if (response !== null) socket.write(response);
+      if (rest.length > 0) onData?.(rest, socket);
     });
   });
   server.listen(0, '127.0.0.1');
