@@ -4,7 +4,7 @@
 // empty or a valid code plus a UTF-8 reason, within the 125-byte control frame limit.
 
 import { describe, it } from 'node:test';
-import { OP, text, cont, ping, close, encodeFrame, withClient } from './raw-client.js';
+import { OP, WAIT_MS, text, binary, cont, ping, close, encodeFrame, describeEvent, withClient } from './raw-client.js';
 import { useTarget, opts, b, fromHex, utf8Text } from './harness.js';
 
 describe('7 close handling', () => {
@@ -99,6 +99,27 @@ describe('7 close handling', () => {
         await d.expectMessage(OP.TEXT, 'still alive');
         await d.closeHandshake();
       });
+    }),
+  );
+
+  it('7.2.4 client half-closes TCP without a close frame -> the server closes TCP (a close frame is optional)', opts(), () =>
+    withClient(target(), async (c) => {
+      await c.send(text('echo me'));
+      await c.expectMessage(OP.TEXT, 'echo me');
+      c.socket.end();
+      const e = await c.next(WAIT_MS, 'the server to close TCP');
+      if (e.type === 'close') await c.expectTcpClose();
+      else if (e.type !== 'tcp-close') throw c.failure(`expected the server to close TCP, got ${describeEvent(e)}`);
+    }),
+  );
+  it('7.2.5 client half-closes TCP in the middle of a frame -> the server closes TCP (a close frame is optional)', opts(), () =>
+    withClient(target(), async (c) => {
+      const frame = binary(Buffer.alloc(1000, 7));
+      await c.send(frame.subarray(0, 100));
+      c.socket.end();
+      const e = await c.next(WAIT_MS, 'the server to close TCP');
+      if (e.type === 'close') await c.expectTcpClose();
+      else if (e.type !== 'tcp-close') throw c.failure(`expected the server to close TCP, got ${describeEvent(e)}`);
     }),
   );
 

@@ -125,6 +125,28 @@ describe('10 misc', () => {
     }),
   );
 
+  // Autobahn 9.7/9.8 time sequential round trips. A server that writes a frame header and its
+  // payload as separate small TCP segments without TCP_NODELAY stalls ~40 ms per message
+  // (Nagle + delayed ACK); on loopback a round trip takes well under a millisecond.
+  for (const [id, size, opcode] of [
+    ['10.11', 16, OP.TEXT],
+    ['10.12', 4096, OP.BINARY],
+  ] as const) {
+    it(`${id} 500 sequential round trips of ${size}-byte ${opcode === OP.TEXT ? 'text' : 'binary'} messages within 3 s (no Nagle stalls)`, opts(10_000), () =>
+      withClient(target(), async (c) => {
+        const payload = opcode === OP.TEXT ? utf8Text(size) : pseudoRandomBytes(size, 12);
+        const start = performance.now();
+        for (let i = 0; i < 500; i++) {
+          await c.send(opcode === OP.TEXT ? text(payload) : binary(payload));
+          await c.expectMessage(opcode, payload);
+        }
+        const elapsed = performance.now() - start;
+        if (elapsed > 3000) throw c.failure(`500 round trips took ${Math.round(elapsed)} ms (limit 3000 ms)`);
+        await c.closeHandshake();
+      }),
+    );
+  }
+
   it('10.10 echo of a 65536-byte text in one frame, chopped into 1300-byte writes (Autobahn 10.1.1)', opts(), () =>
     withClient(target(), async (c) => {
       const payload = utf8Text(65536);
