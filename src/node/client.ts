@@ -1,6 +1,6 @@
 import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import type { SecureContextOptions } from 'node:tls';
 import { WebSocketError } from '../protocol/errors.js';
 import { clientHandshakeHeaders, createClientKey, validateServerResponse } from '../protocol/handshake.js';
@@ -64,7 +64,8 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
       path: target.pathname + target.search,
       headers,
       ...(secure ? options.tls : {}),
-      servername: secure ? (options.tls?.servername ?? (host.includes(':') ? undefined : host)) : undefined,
+      // SNI takes host names only (RFC 6066); for an IP address the certificate is checked against its IP SAN.
+      servername: secure ? (options.tls?.servername ?? (isIP(host) ? undefined : host)) : undefined,
       signal: options.signal,
       agent: false,
     } as RequestOptions);
