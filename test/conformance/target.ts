@@ -3,6 +3,9 @@
 //                       root (`npm run build` first), plus `--mode async` when
 //                       CONFORMANCE_MODE=async; the URL is read from its `listening on ` line.
 //   ws:                 an in-process echo server built with the `ws` package, for reference.
+//   url:                an echo server that is already running at CONFORMANCE_URL
+//                       (ws://host:port); the cases that need a server limited to 1 MiB
+//                       messages use CONFORMANCE_URL_1MIB and are skipped without it.
 // Every target echoes each text and binary message unchanged, on any path.
 
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -33,7 +36,28 @@ export async function startTarget(options: TargetOptions = {}): Promise<Target> 
   const name = targetName();
   if (name === 'humphrey') return startHumphrey(options);
   if (name === 'ws') return startWs(options);
-  throw new Error(`unknown CONFORMANCE_TARGET ${JSON.stringify(name)} (use humphrey or ws)`);
+  if (name === 'url') return externalTarget(options);
+  throw new Error(`unknown CONFORMANCE_TARGET ${JSON.stringify(name)} (use humphrey, ws or url)`);
+}
+
+/** Whether a target limited to `maxMessageSize` bytes can be had (always, except for url). */
+export function canLimitMessageSize(): boolean {
+  return targetName() !== 'url' || !!process.env.CONFORMANCE_URL_1MIB;
+}
+
+async function externalTarget(options: TargetOptions): Promise<Target> {
+  const variable = options.maxMessageSize !== undefined ? 'CONFORMANCE_URL_1MIB' : 'CONFORMANCE_URL';
+  if (options.maxMessageSize !== undefined && options.maxMessageSize !== 1024 * 1024)
+    throw new Error('an external target can only provide a 1 MiB limit (CONFORMANCE_URL_1MIB)');
+  const url = process.env[variable];
+  if (!url) throw new Error(`CONFORMANCE_TARGET=url needs ${variable}=ws://host:port`);
+  const parsed = new URL(url);
+  return {
+    url,
+    host: parsed.hostname,
+    port: Number(parsed.port || 80),
+    stop: async () => {},
+  };
 }
 
 async function startHumphrey(options: TargetOptions): Promise<Target> {
