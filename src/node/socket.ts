@@ -19,6 +19,7 @@ export interface BindingOptions extends ConnectionOptions {
 }
 
 export const DEFAULT_CLOSE_TIMEOUT_MS = 5000;
+const EMPTY = Buffer.alloc(0);
 /** Pending output above this is written with the socket corked instead of joined first. */
 const JOIN_LIMIT = 64 * 1024;
 
@@ -54,6 +55,8 @@ export class SocketBinding {
   private ended = false;
   private finished = false;
   private drainWaiters: (() => void)[] | null = null;
+  /** Write callback that re-checks the drain waiters once a flushed chunk has left. */
+  private readonly onWritten = (): void => this.drained();
 
   constructor(socket: Duplex, events: BindingEvents, options: BindingOptions) {
     this.socket = socket;
@@ -117,13 +120,20 @@ export class SocketBinding {
     this.pendingBytes = 0;
     const socket = this.socket;
     if (socket.destroyed) return;
+    // Someone waits for the buffered amount to fall: 'drain' alone is not enough (a write
+    // that completes at once returns true and never emits it), so be told when this flush
+    // has left.
+    const waiters = this.drainWaiters;
+    const written = waiters !== null && waiters.length > 0 ? this.onWritten : undefined;
     if (chunks.length === 1) {
-      socket.write(chunks[0]!);
+      socket.write(chunks[0]!, written);
     } else if (total <= JOIN_LIMIT) {
-      socket.write(Buffer.concat(chunks, total));
+      socket.write(Buffer.concat(chunks, total), written);
     } else {
       socket.cork();
-      for (const chunk of chunks) socket.write(chunk);
+      const last = chunks.length - 1;
+      for (let i = 0; i < last; i++) socket.write(chunks[i]!);
+      socket.write(chunks[last]!, written);
       socket.uncork();
     }
     if (this.ended) socket.end();
@@ -139,9 +149,14 @@ export class SocketBinding {
       };
       if (this.drainWaiters === null) {
         this.drainWaiters = [];
-        this.socket.on('drain', () => this.drained());
+        this.socket.on('drain', this.onWritten);
       }
       this.drainWaiters.push(check);
+      // Nothing of ours is waiting to be flushed and the socket will not emit 'drain' (its
+      // own high-water mark is above `limit`): be told when what it holds has been written.
+      if (this.pending === null && !this.socket.writableNeedDrain && !this.socket.writableEnded) {
+        this.socket.write(EMPTY, this.onWritten);
+      }
     });
   }
 
