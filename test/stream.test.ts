@@ -534,6 +534,23 @@ describe('WebSocketStream: backpressure', () => {
     await client.close();
   });
 
+  test('send() of a frame just over the high-water mark resolves once it is written (any high-water mark)', async () => {
+    // A frame that leaves in one synchronous write never makes the socket emit 'drain'.
+    for (const highWaterMark of [64 * 1024, 1024, 0]) {
+      const server = await serve(echo, { highWaterMark });
+      const client = await connect(`${server.url}/`, { highWaterMark });
+      for (const size of [highWaterMark + 1, 65535 - 8, 65535, 65536, 100_000]) {
+        const payload = binaryPayload(size, size);
+        await withTimeout(client.send(payload), 5000, `client send of ${size} bytes (highWaterMark ${highWaterMark})`);
+        const echoed = await withTimeout(client.recv(), 5000, `echo of ${size} bytes (highWaterMark ${highWaterMark})`);
+        assert.ok(echoed.bytes().equals(payload));
+        await withTimeout(client.sendFragment(payload, true), 5000, `sendFragment of ${size} bytes`);
+        assert.ok((await withTimeout(client.recv(), 5000, 'fragment echo')).bytes().equals(payload));
+      }
+      await client.close();
+    }
+  });
+
   test('send() stops resolving over the high-water mark while the client does not read, and resumes when it does', async () => {
     const highWaterMark = 64 * 1024;
     const messageSize = 64 * 1024;
