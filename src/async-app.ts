@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -466,6 +467,7 @@ class Hub {
 
   /** Take over a socket whose handshake was accepted. */
   adopt(socket: Duplex, head: Buffer, accepted: AcceptedUpgrade): void {
+    if (socket.destroyed) return;
     const net = socket as Socket;
     const peer = new Peer(this, ++this.nextId, formatAddress(net.remoteAddress, net.remotePort), accepted.protocol);
     peer.binding = new SocketBinding(socket, peer, {
@@ -491,9 +493,10 @@ class Hub {
   }
 
   unregister(peer: Peer): void {
+    // A state factory may have subscribed before failing: clean topics in every case.
+    this.topics.removeAll(peer);
     if (this.peers.get(peer.id) !== peer) return;
     this.peers.delete(peer.id);
-    this.topics.removeAll(peer);
     if (this.peers.size === 0) this.heartbeat?.stop();
     if (this.closing) this.wake();
   }
@@ -786,6 +789,7 @@ export class AsyncWebSocketApp<State = undefined, StreamState = unknown> {
   readonly #detachers = new Set<() => void>();
   #detachSignal: (() => void) | undefined;
   #sender: AsyncSender | undefined;
+  #certPaths: { cert: string; key: string } | undefined;
 
   constructor(state?: State, options: AsyncAppOptions = {}) {
     this.#hub = new Hub(state, options);
@@ -902,6 +906,15 @@ export class AsyncWebSocketApp<State = undefined, StreamState = unknown> {
     return this;
   }
 
+  /**
+   * Serve `wss://` from `run()`: the PEM files are read when `run` is called. A `tls` option
+   * given to `run` takes precedence. (A linked app gets TLS from the server it is linked to.)
+   */
+  withCert(certPath: string, keyPath: string): this {
+    this.#certPaths = { cert: certPath, key: keyPath };
+    return this;
+  }
+
   /** Shut down gracefully when `signal` aborts (as `close()`). */
   withShutdown(signal: AbortSignal): this {
     this.#watch(signal);
@@ -1008,10 +1021,15 @@ export class AsyncWebSocketApp<State = undefined, StreamState = unknown> {
       throw new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'the app is already running');
     }
     const { host, port } = parseAddress(address ?? this.#hub.options.address ?? DEFAULT_ADDRESS);
-    const { signal, tls } = options;
+    const { signal } = options;
     if (signal?.aborted) throw new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'the abort signal was already aborted');
     this.#starting = true;
     try {
+      let tls = options.tls;
+      if (tls === undefined && this.#certPaths !== undefined) {
+        const [cert, key] = await Promise.all([readFile(this.#certPaths.cert), readFile(this.#certPaths.key)]);
+        tls = { cert, key };
+      }
       const onRequest = (_request: IncomingMessage, response: ServerResponse): void => {
         const body = '426 Upgrade Required: this is a WebSocket server';
         response.writeHead(426, { Upgrade: 'websocket', Connection: 'Upgrade', 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });

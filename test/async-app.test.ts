@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 import { AsyncWebSocketApp, type AsyncStream, type DeliveryReport } from '../src/async-app.js';
@@ -205,6 +207,25 @@ test('a plain HTTP request to the app gets 426', async () => {
     assert.equal(response.status, 426);
     assert.equal(response.headers.get('upgrade'), 'websocket');
     await response.text();
+  } finally {
+    await app.close();
+  }
+});
+
+test('run() serves wss:// with withCert', async () => {
+  const cert = new URL('./fixtures/tls/cert.pem', import.meta.url);
+  const key = new URL('./fixtures/tls/key.pem', import.meta.url);
+  const app = new AsyncWebSocketApp()
+    .withCert(fileURLToPath(cert), fileURLToPath(key))
+    .withMessageHandler((stream, message) => void stream.send(message));
+  await app.run();
+  try {
+    assert.match(app.url, /^wss:\/\/127\.0\.0\.1:/);
+    const ws = await client(`wss://localhost:${portOf(app)}`, { ca: readFileSync(cert) });
+    ws.send('over tls');
+    await until(() => ws.received.length === 1, 'echo');
+    assert.deepEqual(ws.received, ['over tls']);
+    ws.close();
   } finally {
     await app.close();
   }
