@@ -130,21 +130,25 @@ export function binaryPayload(n: number, seed = 1): Buffer {
   return bytes;
 }
 
-/** A string whose UTF-8 encoding is exactly `n` bytes, with 1-, 2-, 3- and 4-byte characters. */
+/** 15 bytes of UTF-8 with 1-, 2-, 3- and 4-byte characters (and a NUL). */
+const TEXT_UNIT = Buffer.from('aé€😀Z\u0000語', 'utf8');
+
+/**
+ * Exactly `n` bytes of valid UTF-8 mixing 1- to 4-byte characters: the unit repeated, and the
+ * bytes after the last whole unit replaced by 'x' (so no character is cut).
+ */
+export function textBytes(n: number): Buffer {
+  const bytes = Buffer.allocUnsafe(n);
+  if (n === 0) return bytes;
+  bytes.fill(TEXT_UNIT);
+  const whole = n - (n % TEXT_UNIT.length);
+  bytes.fill(0x78, whole);
+  return bytes;
+}
+
+/** A string whose UTF-8 encoding is exactly `n` bytes (see `textBytes`). */
 export function textPayload(n: number): string {
-  const pieces = ['a', 'é', '€', '😀', 'Z', '\u0000', '語'];
-  let out = '';
-  let size = 0;
-  let i = 0;
-  for (;;) {
-    const piece = pieces[i++ % pieces.length]!;
-    const len = Buffer.byteLength(piece);
-    if (size + len > n) break;
-    out += piece;
-    size += len;
-    if (size > n - 4) break;
-  }
-  return out + 'x'.repeat(n - size);
+  return textBytes(n).toString('utf8');
 }
 
 // ---------------------------------------------------------------------------------------------
