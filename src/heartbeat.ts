@@ -7,8 +7,8 @@
  * Activity is recorded by setting a flag (`heartbeatSeen = true`), not by reading the clock,
  * so the per-message cost is one store. Silence is measured from the sweep that last saw the
  * flag (or from joining), which is never earlier than the real last activity: a connection is
- * never expired before `timeoutMs` of real silence, and is expired at most about one interval
- * after `timeoutMs` of silence.
+ * never expired before `timeoutMs` of real silence, and is expired at most two intervals after
+ * (one for the sweep to see the last activity, one for the sweep that expires it).
  */
 
 export interface HeartbeatOptions {
