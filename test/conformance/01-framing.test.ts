@@ -55,7 +55,30 @@ describe('1 framing', () => {
     );
   }
 
-  // 1.3: length encodings. RFC 6455 5.2 says the minimal encoding MUST be used, but it gives
+  // Frame headers with a 64-bit length (2 + 8 + 4 bytes) split at every byte, then the payload.
+  for (const kind of kinds) {
+    n++;
+    it(`1.${n}.1 ${kind.name}, 65536 bytes, 14-byte header delivered byte by byte, then the payload`, opts(), () =>
+      withClient(target(), async (c) => {
+        const payload = kind.make(65536);
+        await c.send(encodeFrame({ opcode: kind.opcode, payload }), { chunks: Array(14).fill(1), delayMs: 1 });
+        await c.expectMessage(kind.opcode, payload);
+        await c.closeHandshake();
+      }),
+    );
+    it(`1.${n}.2 ${kind.name}, 70000 bytes, split once at every offset of the header and first payload bytes`, opts(), () =>
+      withClient(target(), async (c) => {
+        const payload = kind.make(70000);
+        for (let at = 1; at <= 18; at++) {
+          await c.send(encodeFrame({ opcode: kind.opcode, payload }), { chunks: [at], delayMs: 2 });
+          await c.expectMessage(kind.opcode, payload);
+        }
+        await c.closeHandshake();
+      }),
+    );
+  }
+
+  // 1.5: length encodings. RFC 6455 5.2 says the minimal encoding MUST be used, but it gives
   // no failure for a non-minimal one; Autobahn and every widely used server accept them, and so
   // must we (the case documents the decision).
   const nonMinimal: [string, number, 16 | 64][] = [
@@ -70,7 +93,7 @@ describe('1 framing', () => {
   let k = 0;
   for (const [label, len, enc] of nonMinimal) {
     for (const kind of kinds) {
-      it(`1.3.${++k} non-minimal: ${kind.name}, ${label}, accepted`, opts(), () =>
+      it(`1.5.${++k} non-minimal: ${kind.name}, ${label}, accepted`, opts(), () =>
         withClient(target(), async (c) => {
           const payload = kind.make(len);
           await c.send(encodeFrame({ opcode: kind.opcode, payload, lengthEncoding: enc }), {
@@ -83,29 +106,29 @@ describe('1 framing', () => {
     }
   }
 
-  // 1.4: lengths that cannot be accepted.
-  it('1.4.1 64-bit length with the most significant bit set -> 1002 or 1009', opts(), () =>
+  // 1.6: lengths that cannot be accepted.
+  it('1.6.1 64-bit length with the most significant bit set -> 1002 or 1009', opts(), () =>
     withClient(target(), async (c) => {
       await c.send(encodeFrame({ opcode: OP.BINARY, declaredLength: 1n << 63n, payload: 'abc' }));
       await c.expectFail([1002, 1009]);
     }),
   );
 
-  it('1.4.2 64-bit length 0xFFFFFFFFFFFFFFFF -> 1002 or 1009', opts(), () =>
+  it('1.6.2 64-bit length 0xFFFFFFFFFFFFFFFF -> 1002 or 1009', opts(), () =>
     withClient(target(), async (c) => {
       await c.send(encodeFrame({ opcode: OP.TEXT, declaredLength: 0xffffffffffffffffn }));
       await c.expectFail([1002, 1009]);
     }),
   );
 
-  it('1.4.3 64-bit length 2^63-1 (legal encoding, far over any limit), header only -> 1009', opts(), () =>
+  it('1.6.3 64-bit length 2^63-1 (legal encoding, far over any limit), header only -> 1009', opts(), () =>
     withClient(target(), async (c) => {
       await c.send(encodeFrame({ opcode: OP.BINARY, declaredLength: (1n << 63n) - 1n }));
       await c.expectFail([1009]);
     }),
   );
 
-  it('1.4.4 valid echo first, then a 64-bit length with the MSB set in the same write', opts(), () =>
+  it('1.6.4 valid echo first, then a 64-bit length with the MSB set in the same write', opts(), () =>
     withClient(target(), async (c) => {
       await c.send([
         encodeFrame({ opcode: OP.TEXT, payload: 'before' }),
@@ -116,29 +139,29 @@ describe('1 framing', () => {
     }),
   );
 
-  // 1.5: masking (RFC 6455 5.1, 5.3).
-  it('1.5.1 unmasked text frame -> connection closed (close 1002 optional)', opts(), () =>
+  // 1.7: masking (RFC 6455 5.1, 5.3).
+  it('1.7.1 unmasked text frame -> connection closed (close 1002 optional)', opts(), () =>
     withClient(target(), async (c) => {
       await c.send(encodeFrame({ opcode: OP.TEXT, payload: 'not masked', mask: false }));
       await c.expectFail([1002], { allowDrop: true });
     }),
   );
 
-  it('1.5.2 unmasked empty binary frame -> connection closed (close 1002 optional)', opts(), () =>
+  it('1.7.2 unmasked empty binary frame -> connection closed (close 1002 optional)', opts(), () =>
     withClient(target(), async (c) => {
       await c.send(encodeFrame({ opcode: OP.BINARY, mask: false }));
       await c.expectFail([1002], { allowDrop: true });
     }),
   );
 
-  it('1.5.3 unmasked ping -> connection closed, no pong (close 1002 optional)', opts(), () =>
+  it('1.7.3 unmasked ping -> connection closed, no pong (close 1002 optional)', opts(), () =>
     withClient(target(), async (c) => {
       await c.send(encodeFrame({ opcode: OP.PING, payload: 'p', mask: false }));
       await c.expectFail([1002], { allowDrop: true });
     }),
   );
 
-  it('1.5.4 valid echo, then an unmasked frame in the same write', opts(), () =>
+  it('1.7.4 valid echo, then an unmasked frame in the same write', opts(), () =>
     withClient(target(), async (c) => {
       await c.send([
         encodeFrame({ opcode: OP.TEXT, payload: 'masked' }),
@@ -149,7 +172,7 @@ describe('1 framing', () => {
     }),
   );
 
-  it('1.5.5 all-zero masking key is a valid key', opts(), () =>
+  it('1.7.5 all-zero masking key is a valid key', opts(), () =>
     withClient(target(), async (c) => {
       const payload = utf8Text(300);
       await c.send(encodeFrame({ opcode: OP.TEXT, payload, mask: Buffer.alloc(4) }));
@@ -158,7 +181,7 @@ describe('1 framing', () => {
     }),
   );
 
-  it('1.5.6 every frame uses a different masking key (many small frames)', opts(), () =>
+  it('1.7.6 every frame uses a different masking key (many small frames)', opts(), () =>
     withClient(target(), async (c) => {
       const frames: Buffer[] = [];
       const payloads: Buffer[] = [];

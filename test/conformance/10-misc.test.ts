@@ -2,7 +2,7 @@
 // together with the opening handshake.
 
 import { describe, it } from 'node:test';
-import { OP, RawClient, text, binary, cont, ping, withClient } from './raw-client.js';
+import { OP, RawClient, text, binary, cont, ping, sleep, withClient } from './raw-client.js';
 import { useTarget, opts, pseudoRandomBytes, utf8Text, BIG_TEST_MS } from './harness.js';
 
 describe('10 misc', () => {
@@ -146,6 +146,43 @@ describe('10 misc', () => {
       }),
     );
   }
+
+  it('10.13 slow reader: 8 MiB of messages sent while the client does not read for 500 ms -> all echoed in order', opts(BIG_TEST_MS), () =>
+    withClient(target(), async (c) => {
+      const msgs = Array.from({ length: 16 }, (_, i) => pseudoRandomBytes(512 * 1024, 100 + i));
+      c.socket.pause();
+      const sending = c.send(msgs.map((m) => binary(m)));
+      await sleep(500);
+      c.socket.resume();
+      await sending;
+      for (const m of msgs) await c.expectMessage(OP.BINARY, m, 20_000);
+      await c.closeHandshake();
+    }),
+  );
+
+  it('10.14 slow reader: reads resumed in small steps while pings and messages keep coming -> nothing lost', opts(BIG_TEST_MS), () =>
+    withClient(target(), async (c) => {
+      const msgs = Array.from({ length: 40 }, (_, i) => pseudoRandomBytes(100 * 1024, 200 + i));
+      const frames: Buffer[] = [];
+      msgs.forEach((m, i) => frames.push(binary(m), ping(`p${i}`)));
+      c.socket.pause();
+      const sending = c.send(frames, { chunks: 256 * 1024, delayMs: 0 });
+      for (let i = 0; i < 10; i++) {
+        await sleep(30);
+        c.socket.resume();
+        await sleep(5);
+        c.socket.pause();
+      }
+      c.socket.resume();
+      await sending;
+      await c.expectEchoesAndPongs(
+        msgs.map((m) => ({ opcode: OP.BINARY, data: m })),
+        msgs.map((_, i) => `p${i}`),
+        20_000,
+      );
+      await c.closeHandshake();
+    }),
+  );
 
   it('10.10 echo of a 65536-byte text in one frame, chopped into 1300-byte writes (Autobahn 10.1.1)', opts(), () =>
     withClient(target(), async (c) => {
