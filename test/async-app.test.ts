@@ -311,6 +311,29 @@ test('events stay in order per connection under load (60 clients, async handlers
   }
 });
 
+test('a client flooding a slow async handler is paused, not buffered without bound, and nothing is lost', async () => {
+  const handled: number[] = [];
+  let disconnected = false;
+  const app = new AsyncWebSocketApp()
+    .withOptions({ maxQueuedBytes: 1024 })
+    .withMessageHandler(async (_stream, message) => {
+      await sleep(1);
+      handled.push(Number(message.text().split(' ')[0]));
+    })
+    .withDisconnectHandler(() => void (disconnected = true));
+  await app.run();
+  try {
+    const ws = await client(app.url);
+    const padding = 'p'.repeat(200);
+    for (let i = 0; i < 300; i++) ws.send(`${i} ${padding}`);
+    ws.close();
+    await until(() => disconnected, 'disconnect after every message', 20000);
+    assert.deepEqual(handled, Array.from({ length: 300 }, (_, i) => i));
+  } finally {
+    await app.close();
+  }
+});
+
 test('a handler that throws or rejects is reported; the connection and the server keep working', async () => {
   const reported: { error: unknown; id: number | undefined }[] = [];
   const app = new AsyncWebSocketApp()
