@@ -79,7 +79,9 @@ export function validateUpgradeRequest(request: UpgradeRequestHead): HandshakeAc
   }
   const key = headerText(headers['sec-websocket-key']).trim();
   if (!KEY_PATTERN.test(key)) return reject(400, 'missing or invalid Sec-WebSocket-Key (expected base64 of 16 bytes)');
-  return { ok: true, accept: acceptKeyFor(key), protocols: headerTokens(headers['sec-websocket-protocol']) };
+  const protocols = headerTokens(headers['sec-websocket-protocol']);
+  if (!protocols.every(isValidProtocolName)) return reject(400, 'invalid Sec-WebSocket-Protocol (expected a comma-separated list of tokens)');
+  return { ok: true, accept: acceptKeyFor(key), protocols };
 }
 
 /** The `101 Switching Protocols` response, ready to write to the socket. */
