@@ -142,7 +142,7 @@ describe('server handshake', () => {
     }
   });
 
-  test('offered subprotocols are parsed in order', () => {
+  test('offered subprotocols are parsed in order; a list that is not tokens is 400 (RFC 6455 4.2.1)', () => {
     const cases: [Headers['sec-websocket-protocol'], string[]][] = [
       ['chat', ['chat']],
       ['chat, superchat', ['chat', 'superchat']],
@@ -153,6 +153,11 @@ describe('server handshake', () => {
     for (const [header, expected] of cases) {
       const result = validateUpgradeRequest(request({ 'sec-websocket-protocol': header }));
       assert.deepEqual(result, { ok: true, accept: RFC_ACCEPT, protocols: expected }, JSON.stringify(header));
+    }
+    for (const header of ['chat, super chat', 'a;b', 'é', 'x, "y"', 'a/b', ['ok', 'not ok']]) {
+      const r = rejected(validateUpgradeRequest(request({ 'sec-websocket-protocol': header })));
+      assert.equal(r.status, 400, JSON.stringify(header));
+      assert.match(r.body, /Sec-WebSocket-Protocol/);
     }
     assert.deepEqual(headerTokens(' a,b ,, c '), ['a', 'b', 'c']);
     assert.deepEqual(headerTokens(undefined), []);
