@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketError } from './protocol/errors.js';
 import { WebSocketStream, type StreamOptions } from './stream.js';
-import { acceptUpgrade, type UpgradeOptions } from './node/upgrade.js';
+import { acceptUpgrade, refuseUpgrade, type UpgradeOptions } from './node/upgrade.js';
 
 /** A per-connection handler: owns one connection until it returns. */
 export type WebSocketHandler<State = unknown> = (stream: WebSocketStream, state: State) => void | Promise<void>;
@@ -15,7 +15,8 @@ export interface WebSocketHandlerOptions extends UpgradeOptions, StreamOptions {
 
 /**
  * What a WebSocket route calls with an HTTP server's `upgrade` event (plus the app state).
- * `shutdown` closes every connection it accepted with 1001 and resolves once they are closed.
+ * `shutdown` closes every connection it accepted with 1001 and resolves once they are closed;
+ * from then on the route refuses upgrades with 503.
  */
 export interface WebSocketRoute<State = unknown> {
   (request: IncomingMessage, socket: Duplex, head: Buffer, state: State): void;
@@ -39,11 +40,17 @@ export function websocketHandler<State = unknown>(
   options: WebSocketHandlerOptions = {},
 ): WebSocketRoute<State> {
   const streams = new Set<WebSocketStream>();
+  /** Set by `shutdown`: later upgrades are refused, ones already past the handshake closed. */
+  let shutdownClose: { code: number; reason: string } | null = null;
   const report = options.onError ?? ((error: unknown, stream: WebSocketStream) => {
     console.error(`humphrey-ws: handler for ${stream.peerAddr} threw`, error);
   });
 
   async function run(request: IncomingMessage, socket: Duplex, head: Buffer, state: State): Promise<void> {
+    if (shutdownClose !== null) {
+      refuseUpgrade(socket, 503, 'the server is shutting down');
+      return;
+    }
     const accepted = await acceptUpgrade(request, socket, options);
     if (accepted === null) return;
     const stream = new WebSocketStream(socket as Socket, head, 'server', options, {
@@ -51,6 +58,12 @@ export function websocketHandler<State = unknown>(
       request,
       data: accepted.data,
     });
+    // The route was shut down while this upgrade was being decided (e.g. an async onUpgrade).
+    const closing = shutdownClose as { code: number; reason: string } | null;
+    if (closing !== null) {
+      void stream.close(closing.code, closing.reason).catch(() => stream.terminate());
+      return;
+    }
     streams.add(stream);
     void stream.closed.then(() => streams.delete(stream));
     try {
@@ -66,6 +79,7 @@ export function websocketHandler<State = unknown>(
     void run(request, socket, head, state);
   }) as WebSocketRoute<State>;
   route.shutdown = async (code = 1001, reason = '') => {
+    shutdownClose ??= { code, reason };
     await Promise.all([...streams].map((stream) => stream.close(code, reason).catch(() => undefined)));
   };
   Object.defineProperty(route, 'connectionCount', { get: () => streams.size });

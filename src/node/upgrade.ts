@@ -56,7 +56,8 @@ export function rejectUpgrade(status: number, body = '', headers: Record<string,
   return { reject: { status, body, headers } };
 }
 
-function refuse(socket: Duplex, status: number, body: string, headers: Record<string, string> = {}): null {
+/** Answer an upgrade request with an HTTP error and close the socket. Returns null. */
+export function refuseUpgrade(socket: Duplex, status: number, body = '', headers: Record<string, string> = {}): null {
   if (!socket.destroyed) {
     socket.end(buildRejectResponse(status, body, headers));
     // Give the response a moment to leave, then make sure the socket is gone.
@@ -82,13 +83,13 @@ export async function acceptUpgrade(
   netSocket.setTimeout?.(0);
   netSocket.setNoDelay?.(true);
   const result = validateUpgradeRequest({ method: request.method ?? '', httpVersion: request.httpVersion, headers: request.headers });
-  if (!result.ok) return refuse(socket, result.status, result.body, result.headers);
+  if (!result.ok) return refuseUpgrade(socket, result.status, result.body, result.headers);
 
   const origin = request.headers.origin;
   const allowed = options.allowedOrigins;
   if (allowed !== undefined) {
     const ok = typeof allowed === 'function' ? allowed(origin, request) : origin !== undefined && allowed.includes(origin);
-    if (!ok) return refuse(socket, 403, `origin ${origin ?? '(none)'} is not allowed`);
+    if (!ok) return refuseUpgrade(socket, 403, `origin ${origin ?? '(none)'} is not allowed`);
   }
 
   let decision: UpgradeDecision;
@@ -97,11 +98,11 @@ export async function acceptUpgrade(
       decision = await options.onUpgrade(request);
     } catch (error) {
       console.error('humphrey-ws: onUpgrade hook threw', error);
-      return refuse(socket, 500, 'internal error while accepting the connection');
+      return refuseUpgrade(socket, 500, 'internal error while accepting the connection');
     }
     if (decision && 'reject' in decision) {
       const { status, body = '', headers = {} } = decision.reject;
-      return refuse(socket, status, body, headers);
+      return refuseUpgrade(socket, status, body, headers);
     }
   }
   if (socket.destroyed) return null;
@@ -113,7 +114,7 @@ export async function acceptUpgrade(
     else if (options.protocols) protocol = options.protocols.find((name) => result.protocols.includes(name));
   }
   if (protocol !== undefined && (!result.protocols.includes(protocol) || !isValidProtocolName(protocol))) {
-    return refuse(socket, 500, `server chose subprotocol ${JSON.stringify(protocol)} that the client did not offer`);
+    return refuseUpgrade(socket, 500, `server chose subprotocol ${JSON.stringify(protocol)} that the client did not offer`);
   }
   socket.write(buildAcceptResponse(result.accept, protocol, acceptance.headers));
   return { protocol, data: acceptance.data };
