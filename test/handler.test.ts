@@ -158,6 +158,38 @@ describe('websocketHandler: the handler owns the connection', () => {
     assert.equal(server.route.connectionCount, 0);
   });
 
+  test('after shutdown() no connection stays open: upgrades in flight are closed with its code, new ones get 503', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let hookCalls = 0;
+    let handlerRuns = 0;
+    const server = await serve(
+      async (stream) => {
+        handlerRuns++;
+        await stream.closed;
+      },
+      {
+        onUpgrade: async () => {
+          hookCalls++;
+          await gate;
+          return undefined;
+        },
+      },
+    );
+    const inFlight = connect(`${server.url}/`);
+    await waitFor(() => hookCalls === 1, 5000, 'onUpgrade to be called');
+    await withTimeout(server.route.shutdown(1001, 'bye'), 5000, 'shutdown');
+    release();
+    const stream = await withTimeout(inFlight, 5000, 'in-flight upgrade');
+    assert.deepEqual(await withTimeout(stream.closed, 5000, 'in-flight stream closed'), { code: 1001, reason: 'bye', wasClean: true });
+    assert.equal(handlerRuns, 0, 'the handler ran for a connection accepted after shutdown');
+
+    const later = await rawExchange(server.port, upgradeRequest('/'));
+    assert.equal(later.status, 503);
+    assert.equal(hookCalls, 1);
+    assert.equal(server.route.connectionCount, 0);
+  });
+
   test('bytes sent right behind the upgrade request (the head) are not lost', async () => {
     const server = await serve(async (stream) => {
       for await (const message of stream) await stream.send(message);
