@@ -226,13 +226,20 @@ export class WebSocketStream implements AsyncIterable<Message> {
   /**
    * A Node `Duplex` over this stream: what is written to it is sent as binary messages, what
    * is read from it is the bytes of each received message. Ending it closes the WebSocket.
+   * The readable side ends after a clean close and is destroyed with the error after a
+   * failure (e.g. `WS_ERR_CONNECTION_LOST`), so `pipeline` rejects then.
    */
   toDuplex(): Duplex {
     const duplex: Duplex = new Duplex({
       read: () => {
         this.recv().then(
           (message) => duplex.push(message.bytes()),
-          () => duplex.push(null),
+          () => {
+            // Like async iteration: a clean close ends the readable side, a failure errors it.
+            const failure = this.closeInfo?.error;
+            if (failure) duplex.destroy(failure);
+            else duplex.push(null);
+          },
         );
       },
       write: (chunk: Buffer, _encoding, callback) => {
