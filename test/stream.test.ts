@@ -474,6 +474,54 @@ describe('WebSocketStream: toDuplex()', () => {
   });
 });
 
+describe('WebSocketStream: toDuplex() failures', () => {
+  test('a connection lost without a close frame errors the duplex (pipeline rejects), not a clean end', async () => {
+    const { server, next } = await serveCapture();
+    const client = await connect(`${server.url}/`);
+    const serverStream = await next();
+    const duplex = client.toDuplex();
+    const collected: Buffer[] = [];
+    const piping = pipeline(
+      duplex,
+      new Writable({
+        write(chunk: Buffer, _encoding, callback) {
+          collected.push(chunk);
+          callback();
+        },
+      }),
+    );
+    await serverStream.send('before the crash');
+    await waitFor(() => collected.length === 1, 5000, 'first chunk');
+    serverStream.terminate();
+    await assert.rejects(withTimeout(piping, 5000, 'pipeline'), (error: unknown) => {
+      return error instanceof WebSocketError && error.code === 'WS_ERR_CONNECTION_LOST';
+    });
+    assert.deepEqual(collected, [Buffer.from('before the crash')]);
+  });
+
+  test('a clean close from the peer ends the duplex without an error', async () => {
+    const server = await serve(async (stream) => {
+      await stream.send('only message');
+    });
+    const client = await connect(`${server.url}/`);
+    const chunks: Buffer[] = [];
+    await withTimeout(
+      pipeline(
+        client.toDuplex(),
+        new Writable({
+          write(chunk: Buffer, _encoding, callback) {
+            chunks.push(chunk);
+            callback();
+          },
+        }),
+      ),
+      5000,
+      'pipeline',
+    );
+    assert.deepEqual(chunks, [Buffer.from('only message')]);
+  });
+});
+
 describe('WebSocketStream: backpressure', () => {
   test('a handler that does not read makes the server stop reading; recv() resumes it', async () => {
     const maxQueuedBytes = 1024 * 1024;
