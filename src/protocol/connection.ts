@@ -136,6 +136,10 @@ export class Connection {
   sendEncoded(frame: Buffer): void {
     this.assertCanSend();
     if (this.role !== 'server') throw new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'a client cannot send pre-encoded frames');
+    if (this.sendingFragmented !== 0 && (frame[0]! & 0x08) === 0) {
+      // A data frame here would start a new message inside the open fragmented one.
+      throw new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'a fragmented message is being sent; finish it first');
+    }
     this.events.write(frame);
   }
 
