@@ -329,6 +329,14 @@ describe('connection: sending', () => {
     s.conn.sendFragment(Buffer.from('c'), false, true);
     s.conn.send(Buffer.from('d'), false);
     assert.deepEqual(s.take(), [write('0201 61'), write('8001 63'), write('8201 64')]);
+    // A pre-encoded data frame cannot go inside an open fragmented message; a control frame can.
+    s.conn.sendFragment(Buffer.from('e'), true, false);
+    assertThrowsCode(() => s.conn.sendEncoded(hex('8101 78')), 'WS_ERR_INVALID_ARGUMENT');
+    assertThrowsCode(() => s.conn.sendEncoded(hex('8201 78')), 'WS_ERR_INVALID_ARGUMENT');
+    s.conn.sendEncoded(hex('8900'));
+    s.conn.sendFragment(Buffer.from('f'), true, true);
+    s.conn.sendEncoded(hex('8101 78'));
+    assert.deepEqual(s.take(), [write('0101 65'), write('8900'), write('8001 66'), write('8101 78')]);
     const c = recordingConnection('client');
     assertThrowsCode(() => c.conn.sendEncoded(hex('8100')), 'WS_ERR_INVALID_ARGUMENT');
     assert.deepEqual(c.take(), []);
