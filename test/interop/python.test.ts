@@ -4,7 +4,7 @@
 
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { CloseInfo } from '../../src/stream.js';
@@ -37,7 +37,7 @@ function runPython(url: string, extra: string[] = []): Promise<PythonResult> {
 
 function pythonAvailable(): boolean {
   if (!existsSync(PYTHON)) return false;
-  return true;
+  return spawnSync(PYTHON, ['-c', 'import websockets'], { timeout: 10_000 }).status === 0;
 }
 
 const servers: TestServer[] = [];
@@ -90,7 +90,7 @@ function checkResult(result: PythonResult, closes: CloseInfo[], protocols: (stri
   assert.equal(ours?.wasClean, true);
 }
 
-describe('interop: Python websockets client -> our server', { skip: !pythonAvailable() && 'no /usr/bin/python3' }, () => {
+describe('interop: Python websockets client -> our server', { skip: !pythonAvailable() && 'no /usr/bin/python3 with the websockets package' }, () => {
   test('ws:// echoes (up to 1 MiB, fragmented), ping, subprotocol and close codes both ways', async () => {
     const { server, closes, protocols } = await echoServer(false);
     const result = await runPython(`${server.url}/python`);
