@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import { validateHeaderName, validateHeaderValue, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
@@ -66,13 +66,36 @@ export function refuseUpgrade(socket: Duplex, status: number, body = '', headers
   return null;
 }
 
+/** Throws (Node's ERR_INVALID_HTTP_TOKEN / ERR_INVALID_CHAR) unless every header is safe to write. */
+function checkHeaders(headers: Record<string, string>): void {
+  for (const name of Object.keys(headers)) {
+    validateHeaderName(name);
+    validateHeaderValue(name, headers[name]);
+  }
+}
+
 /**
  * Run the server side of the opening handshake on a socket from an HTTP server's `upgrade`
  * event: validate the request, apply origin checks and the `onUpgrade` hook, then write the
  * `101` (resolving with the agreed subprotocol and data) or a rejection (resolving null; the
- * socket is then closed). Never throws.
+ * socket is then closed). Never throws: when a hook (`onUpgrade`, an `allowedOrigins`
+ * predicate, `selectProtocol`) throws or returns an unusable answer (a header with CR/LF, a
+ * rejection status outside 300-599), the error is logged and the client gets 500.
  */
 export async function acceptUpgrade(
+  request: IncomingMessage,
+  socket: Duplex,
+  options: UpgradeOptions,
+): Promise<AcceptedUpgrade | null> {
+  try {
+    return await decideUpgrade(request, socket, options);
+  } catch (error) {
+    console.error('humphrey-ws: accepting a WebSocket upgrade failed', error);
+    return refuseUpgrade(socket, 500, 'internal error while accepting the connection');
+  }
+}
+
+async function decideUpgrade(
   request: IncomingMessage,
   socket: Duplex,
   options: UpgradeOptions,
@@ -94,14 +117,13 @@ export async function acceptUpgrade(
 
   let decision: UpgradeDecision;
   if (options.onUpgrade) {
-    try {
-      decision = await options.onUpgrade(request);
-    } catch (error) {
-      console.error('humphrey-ws: onUpgrade hook threw', error);
-      return refuseUpgrade(socket, 500, 'internal error while accepting the connection');
-    }
+    decision = await options.onUpgrade(request);
     if (decision && 'reject' in decision) {
       const { status, body = '', headers = {} } = decision.reject;
+      if (!Number.isInteger(status) || status < 300 || status > 599) {
+        throw new RangeError(`onUpgrade rejected with status ${status}; use 300-599`);
+      }
+      checkHeaders(headers);
       return refuseUpgrade(socket, status, body, headers);
     }
   }
@@ -116,6 +138,7 @@ export async function acceptUpgrade(
   if (protocol !== undefined && (!result.protocols.includes(protocol) || !isValidProtocolName(protocol))) {
     return refuseUpgrade(socket, 500, `server chose subprotocol ${JSON.stringify(protocol)} that the client did not offer`);
   }
+  if (acceptance.headers) checkHeaders(acceptance.headers);
   socket.write(buildAcceptResponse(result.accept, protocol, acceptance.headers));
   return { protocol, data: acceptance.data };
 }
