@@ -284,6 +284,55 @@ describe('websocketHandler: upgrade hooks', () => {
     assert.equal(accepted.status, 101);
   });
 
+  test('hooks that throw or answer unusably give 500 (logged), never a crash or a forged header', async () => {
+    const server = await serve(() => undefined, {
+      allowedOrigins: (origin) => {
+        if (origin === 'https://throws.example') throw new Error('origin check failed');
+        return true;
+      },
+      selectProtocol: (offered) => {
+        if (offered.includes('boom')) throw new Error('selectProtocol failed');
+        return undefined;
+      },
+      onUpgrade: (request) => {
+        if (request.url === '/inject-accept') return { headers: { 'X-Ok': 'fine\r\nSet-Cookie: forged=1' } };
+        if (request.url === '/inject-reject') return rejectUpgrade(401, 'no', { 'X-Ok': 'a\r\nSet-Cookie: forged=2' });
+        if (request.url === '/bad-name') return { headers: { 'Bad Name': 'x' } };
+        if (request.url === '/status-101') return rejectUpgrade(101);
+        if (request.url === '/status-200') return rejectUpgrade(200, 'looks like success');
+        if (request.url === '/redirect') return rejectUpgrade(307, '', { Location: '/elsewhere' });
+        return undefined;
+      },
+    });
+    const originalError = console.error;
+    const logged: unknown[][] = [];
+    console.error = (...args: unknown[]) => logged.push(args);
+    try {
+      const cases: [string, Record<string, string>][] = [
+        ['/', { Origin: 'https://throws.example' }],
+        ['/', { 'Sec-WebSocket-Protocol': 'boom' }],
+        ['/inject-accept', {}],
+        ['/inject-reject', {}],
+        ['/bad-name', {}],
+        ['/status-101', {}],
+        ['/status-200', {}],
+      ];
+      for (const [path, headers] of cases) {
+        const response = await rawExchange(server.port, upgradeRequest(path, headers));
+        assert.equal(response.status, 500, `${path} ${JSON.stringify(headers)}`);
+        assert.doesNotMatch(response.raw, /forged/i);
+      }
+      assert.equal(logged.length, cases.length);
+    } finally {
+      console.error = originalError;
+    }
+    const redirect = await rawExchange(server.port, upgradeRequest('/redirect'));
+    assert.equal(redirect.status, 307);
+    assert.equal(redirect.headers['location'], '/elsewhere');
+    // The route still works.
+    assert.equal((await rawUpgrade(server.port, upgradeRequest('/'))).status, 101);
+  });
+
   test('onUpgrade accepting with data makes it stream.data; its headers go into the 101', async () => {
     const server = await serve(
       async (stream) => {
