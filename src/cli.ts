@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { websocketHandler, type WebSocketRoute } from './handler.js';
+import { websocketHandler } from './handler.js';
+import { AsyncWebSocketApp } from './async-app.js';
 
 const USAGE = `usage: humphrey-ws <command> [options]
 
@@ -12,6 +14,12 @@ commands:
     --port PORT               port (default 9001; 0 picks a free one)
     --cert FILE --key FILE    serve wss:// with this certificate and key
     --max-message-size BYTES  largest message accepted (default 67108864)
+    --mode sync|async         per-connection handler (sync, default) or event app (async)
+  broadcast   every message from any client goes to every connected client (sender too)
+    --host HOST --port PORT   as above (default port 9002)
+    --cert FILE --key FILE    as above
+    --heartbeat MS            ping every MS ms, drop clients silent for 2*MS ms (default off)
+    --max-message-size BYTES  as above
 `;
 
 type Flags = Record<string, string>;
@@ -49,8 +57,14 @@ function checkKnown(flags: Flags, known: string[]): void {
   }
 }
 
+/** Something that takes upgrade requests and can close every connection it accepted. */
+interface UpgradeTarget {
+  (request: IncomingMessage, socket: Duplex, head: Buffer, state: undefined): void;
+  shutdown(code?: number, reason?: string): Promise<void>;
+}
+
 /** Listen with the route on every upgrade, print the URL, and shut down cleanly on a signal. */
-async function serve(route: WebSocketRoute, flags: Flags, defaultPort: number): Promise<void> {
+async function serve(route: UpgradeTarget, flags: Flags, defaultPort: number): Promise<void> {
   const host = flags.host ?? '127.0.0.1';
   const port = integerFlag(flags, 'port', defaultPort);
   if ((flags.cert === undefined) !== (flags.key === undefined)) throw new Error('--cert and --key go together');
@@ -84,6 +98,14 @@ async function serve(route: WebSocketRoute, flags: Flags, defaultPort: number): 
   process.on('SIGTERM', () => void stop());
 }
 
+/** The event app as an upgrade target for `serve`. */
+function asyncRoute(app: AsyncWebSocketApp): UpgradeTarget {
+  const hook = app.connectHook();
+  const route = ((request: IncomingMessage, socket: Duplex, head: Buffer) => hook(request, socket, head)) as unknown as UpgradeTarget;
+  route.shutdown = () => hook.shutdown();
+  return route;
+}
+
 export async function main(args: string[]): Promise<void> {
   const [command, ...rest] = args;
   if (command === undefined || command === '--help' || command === 'help' || command === '-h') {
@@ -93,15 +115,35 @@ export async function main(args: string[]): Promise<void> {
   const flags = parseFlags(rest);
   switch (command) {
     case 'echo': {
-      checkKnown(flags, ['host', 'port', 'cert', 'key', 'max-message-size']);
+      checkKnown(flags, ['host', 'port', 'cert', 'key', 'max-message-size', 'mode']);
       const maxMessageSize = integerFlag(flags, 'max-message-size', 64 * 1024 * 1024);
-      const route = websocketHandler(
-        async (stream) => {
-          for await (const message of stream) void stream.send(message);
-        },
-        { maxMessageSize },
-      );
-      await serve(route, flags, 9001);
+      const mode = flags.mode ?? 'sync';
+      if (mode === 'sync') {
+        const route = websocketHandler(
+          async (stream) => {
+            for await (const message of stream) void stream.send(message);
+          },
+          { maxMessageSize },
+        );
+        await serve(route, flags, 9001);
+      } else if (mode === 'async') {
+        // An echo must never drop: 'close' fails a client that stops reading instead.
+        const app = AsyncWebSocketApp.unlinked(undefined, { maxMessageSize, backpressure: 'close', maxBufferedAmount: 2 * maxMessageSize })
+          .withMessageHandler((stream, message) => stream.send(message));
+        await serve(asyncRoute(app), flags, 9001);
+      } else {
+        throw new Error(`--mode must be sync or async, got ${JSON.stringify(mode)}`);
+      }
+      return;
+    }
+    case 'broadcast': {
+      checkKnown(flags, ['host', 'port', 'cert', 'key', 'max-message-size', 'heartbeat']);
+      const maxMessageSize = integerFlag(flags, 'max-message-size', 64 * 1024 * 1024);
+      const heartbeatMs = integerFlag(flags, 'heartbeat', 0);
+      const app = AsyncWebSocketApp.unlinked(undefined, { maxMessageSize })
+        .withMessageHandler((stream, message) => stream.broadcast(message));
+      if (heartbeatMs > 0) app.withHeartbeat({ intervalMs: heartbeatMs, timeoutMs: 2 * heartbeatMs });
+      await serve(asyncRoute(app), flags, 9002);
       return;
     }
     default:

@@ -43,3 +43,24 @@ export {
   type ServeDirOptions,
   type StaticHandler,
 } from './http/app.js';
+export {
+  AsyncWebSocketApp,
+  AsyncStream,
+  AsyncSender,
+  asyncWebsocketHandler,
+  type DeliveryReport,
+  type BackpressurePolicy,
+  type AsyncAppOptions,
+  type AsyncRunOptions,
+  type AttachOptions,
+  type AsyncAppAddress,
+  type ConnectHook,
+  type AsyncWebSocketRoute,
+  type ConnectHandler,
+  type MessageHandler,
+  type DisconnectHandler,
+  type AsyncErrorHandler,
+  type StreamStateFactory,
+} from './async-app.js';
+export type { HeartbeatOptions } from './heartbeat.js';
+export { InProcessBroker, type Broker, type BrokerMembership, type BrokerListener } from './broker.js';

@@ -1,39 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import WebSocket from 'ws';
+import { openClient as client } from './client.js';
 import { startProcess, type RunningProcess } from './spawn.js';
-
-/** A `ws` client that collects messages; resolves once open. */
-async function client(url: string): Promise<{ socket: WebSocket; next(): Promise<{ data: Buffer; isBinary: boolean }> }> {
-  const socket = new WebSocket(url);
-  const queue: { data: Buffer; isBinary: boolean }[] = [];
-  const waiting: ((message: { data: Buffer; isBinary: boolean }) => void)[] = [];
-  socket.on('message', (data: Buffer, isBinary: boolean) => {
-    const message = { data, isBinary };
-    const waiter = waiting.shift();
-    if (waiter) waiter(message);
-    else queue.push(message);
-  });
-  await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
-  return {
-    socket,
-    next: () => {
-      const queued = queue.shift();
-      if (queued) return Promise.resolve(queued);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('no message within 5 s')), 5000);
-        waiting.push((message) => {
-          clearTimeout(timer);
-          resolve(message);
-        });
-      });
-    },
-  };
-}
-
-function closed(socket: WebSocket): Promise<number> {
-  return new Promise((resolve) => socket.once('close', (code: number) => resolve(code)));
-}
 
 describe('examples/sync-echo', () => {
   let server: RunningProcess;
@@ -45,7 +13,7 @@ describe('examples/sync-echo', () => {
   });
 
   it('greets, then echoes text and binary unchanged, and logs the peer', async () => {
-    const { socket, next } = await client(server.url);
+    const { socket, next, closed: closedCode } = await client(server.url);
     const greeting = await next();
     assert.equal(greeting.isBinary, false);
     assert.match(greeting.data.toString(), /Hello/);
@@ -57,10 +25,9 @@ describe('examples/sync-echo', () => {
     const binary = await next();
     assert.equal(binary.isBinary, true);
     assert.deepEqual(binary.data, bytes);
-    const port = (socket as unknown as { _socket: { localPort: number } })._socket.localPort;
-    const code = closed(socket);
+    const port = (await Promise.resolve(socket as unknown as { _socket: { localPort: number } }))._socket.localPort;
     socket.close(1000);
-    assert.equal(await code, 1000);
+    assert.equal(await closedCode, 1000);
     await server.waitFor(`127.0.0.1:${port}: disconnected`);
     assert.match(server.output(), new RegExp(`127\\.0\\.0\\.1:${port}: connected`));
     assert.match(server.output(), new RegExp(`127\\.0\\.0\\.1:${port}: message received: héllo wörld`));
@@ -99,9 +66,8 @@ describe('examples/sync-broadcast', () => {
     }
     await server.waitFor('broadcast to 2 client(s): second line');
     // A client that left no longer receives lines; the other still does.
-    const code = closed(a.socket);
     a.socket.close(1000);
-    assert.equal(await code, 1000);
+    assert.equal(await a.closed, 1000);
     await server.waitFor(/disconnected/);
     server.child.stdin.write('third line\n');
     assert.equal((await b.next()).data.toString(), 'third line');
