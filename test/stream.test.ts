@@ -602,7 +602,9 @@ describe('WebSocketStream: backpressure', () => {
   test('send() stops resolving over the high-water mark while the client does not read, and resumes when it does', async () => {
     const highWaterMark = 64 * 1024;
     const messageSize = 64 * 1024;
-    const count = 512; // 32 MiB: more than the kernel buffers on loopback hold
+    // Send until a send blocks (once the kernel buffers on loopback are full), then a few more.
+    const maxCount = 4096; // 256 MiB
+    let count = 0;
     let resolvedSends = 0;
     let firstBlockedAt = -1;
     let serverStream!: WebSocketStream;
@@ -612,12 +614,14 @@ describe('WebSocketStream: backpressure', () => {
       async (stream) => {
         serverStream = stream;
         const payload = binaryPayload(messageSize, 3);
-        for (let i = 0; i < count; i++) {
+        for (let i = 0; i < maxCount; i++) {
           const send = stream.send(payload);
           if (firstBlockedAt === -1 && !(await isSettled(send))) firstBlockedAt = i;
           await send;
           resolvedSends++;
+          if (firstBlockedAt !== -1 && i >= firstBlockedAt + 16) break;
         }
+        count = resolvedSends;
         allSent();
         await stream.closed;
       },
@@ -648,7 +652,7 @@ describe('WebSocketStream: backpressure', () => {
     const stalledAt = resolvedSends;
     await sleep(300);
     assert.equal(resolvedSends, stalledAt, 'sends kept resolving while the client was not reading');
-    assert.ok(stalledAt < count);
+    assert.equal(stalledAt, firstBlockedAt);
     assert.ok(serverStream.bufferedAmount > highWaterMark, `bufferedAmount ${serverStream.bufferedAmount}`);
 
     // The client reads: every send resolves and every byte arrives.
@@ -656,6 +660,7 @@ describe('WebSocketStream: backpressure', () => {
     socket.on('data', (chunk: Buffer) => (received += chunk.length));
     socket.resume();
     await withTimeout(sentAll, 15_000, 'all sends to resolve');
+    assert.equal(count, firstBlockedAt + 17);
     const frameBytes = count * (messageSize + 10); // 2-byte header + 8-byte extended length
     const alreadyInHead = head.length - (head.indexOf('\r\n\r\n') + 4);
     await waitFor(() => received + alreadyInHead >= frameBytes, 10_000, 'all bytes at the client');
