@@ -176,17 +176,20 @@ export class Connection {
 
   /**
    * The transport closed (or failed). If the WebSocket was not closed yet this reports 1006;
-   * `error` is the transport's error, if any.
+   * `error` is the transport's error, if any. A `WebSocketError` (such as the owner's
+   * `WS_ERR_CLOSE_TIMEOUT`) is reported as it is; anything else as `WS_ERR_CONNECTION_LOST`.
    */
   transportClosed(error?: Error): void {
     this.parser.stop();
     if (this.readyState === 'closed') return;
     this.readyState = 'closed';
-    const lost = new WebSocketError(
-      'WS_ERR_CONNECTION_LOST',
-      error ? `connection lost: ${error.message}` : 'connection closed without a close frame',
-      CloseCode.Abnormal,
-    );
+    const lost = error instanceof WebSocketError
+      ? error
+      : new WebSocketError(
+        'WS_ERR_CONNECTION_LOST',
+        error ? `connection lost: ${error.message}` : 'connection closed without a close frame',
+        CloseCode.Abnormal,
+      );
     this.events.onClose(CloseCode.Abnormal, '', lost);
   }
 
