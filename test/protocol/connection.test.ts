@@ -390,6 +390,17 @@ describe('connection: failures and onClose exactly once', () => {
     assert.deepEqual(t.take(), [closed(1006, '', 'WS_ERR_CONNECTION_LOST', 1006)]);
   });
 
+  test('a WebSocketError given to transportClosed is reported as is (e.g. the owner\'s close timeout)', () => {
+    const s = recordingConnection('client');
+    s.conn.close(1000);
+    s.take();
+    s.conn.transportClosed(new WebSocketError('WS_ERR_CLOSE_TIMEOUT', 'close handshake not completed', 1006));
+    assert.deepEqual(s.take(), [closed(1006, '', 'WS_ERR_CLOSE_TIMEOUT', 1006)]);
+    const t = recordingConnection('server');
+    t.conn.transportClosed(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }));
+    assert.deepEqual(t.take(), [closed(1006, '', 'WS_ERR_CONNECTION_LOST', 1006)]);
+  });
+
   test('fail() from the owner closes with the error code once', () => {
     const s = recordingConnection('server');
     s.conn.fail(new WebSocketError('WS_ERR_MESSAGE_TOO_BIG', 'policy', 1008));
