@@ -183,6 +183,13 @@ describe('parser: protocol errors (1002)', () => {
     }
   });
 
+  test('control frames with an extended length field are refused, even for a small value', () => {
+    // RFC 6455 5.2 requires the minimal length encoding; for control frames (5.5) only the
+    // 7-bit form can be minimal, so 126/127 in the length field is refused from the header.
+    expectError('server', [cframe({ opcode: OP.PING, payload: 'abc', lengthBits: 16 })], 'WS_ERR_INVALID_CONTROL_FRAME');
+    expectError('client', [frame({ opcode: OP.CLOSE, payload: hex('03e8'), lengthBits: 64 })], 'WS_ERR_INVALID_CONTROL_FRAME');
+  });
+
   test('fragmented control frames', () => {
     for (const opcode of [OP.CLOSE, OP.PING, OP.PONG]) {
       expectError('server', [cframe({ opcode, fin: false, payload: 'x' })], 'WS_ERR_INVALID_CONTROL_FRAME');
