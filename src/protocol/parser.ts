@@ -146,7 +146,6 @@ export class FrameParser {
     if (opcode >= 0x8) {
       if (opcode > Opcode.Pong) return this.fail('WS_ERR_INVALID_OPCODE', `invalid opcode ${opcode}`, CloseCode.ProtocolError);
       if (!fin) return this.fail('WS_ERR_INVALID_CONTROL_FRAME', 'control frames must not be fragmented', CloseCode.ProtocolError);
-      if ((b1 & 0x7f) > 125) return this.fail('WS_ERR_INVALID_CONTROL_FRAME', 'control frame payload over 125 bytes', CloseCode.ProtocolError);
     } else if (opcode === Opcode.Continuation) {
       if (this.messageOpcode === 0) return this.fail('WS_ERR_UNEXPECTED_CONTINUATION', 'continuation frame without a message to continue', CloseCode.ProtocolError);
     } else if (opcode === Opcode.Text || opcode === Opcode.Binary) {
@@ -174,7 +173,10 @@ export class FrameParser {
       length = high >= 0x200000 ? Number.MAX_SAFE_INTEGER : high * 0x100000000 + buffer.readUInt32BE(offset + 6);
       size = 10;
     }
-    if (opcode < 0x8) {
+    if (opcode >= 0x8) {
+      // Judged by the value: a non-minimal length encoding is accepted here as for data frames.
+      if (length > 125) return this.fail('WS_ERR_INVALID_CONTROL_FRAME', 'control frame payload over 125 bytes', CloseCode.ProtocolError);
+    } else {
       const total = (opcode === Opcode.Continuation ? this.messageLength : 0) + length;
       if (total > this.maxMessageSize) {
         return this.fail('WS_ERR_MESSAGE_TOO_BIG', `message of ${total} bytes is over the limit of ${this.maxMessageSize}`, CloseCode.MessageTooBig);
