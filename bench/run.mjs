@@ -150,8 +150,9 @@ function procCpuSeconds(pid) {
   }
 }
 
-// Busy jiffies and total jiffies per CPU from /proc/stat (busy includes irq and softirq,
-// which is where loopback TCP work often lands).
+// Per-CPU jiffies from /proc/stat: busy (everything but idle and iowait), and within it the
+// softirq and steal parts (loopback TCP receive work often runs as softirq and is charged to
+// no process; steal is time the hypervisor gave to someone else).
 function coreTimes() {
   try {
     const out = [];
@@ -160,8 +161,8 @@ function coreTimes() {
       if (!m) continue;
       const f = m[2].split(/\s+/).map(Number);
       const idle = f[3] + (f[4] || 0);
-      const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
-      out[Number(m[1])] = { busy: total - idle, total };
+      const total = f.slice(0, 8).reduce((a, b) => a + (b || 0), 0);
+      out[Number(m[1])] = { busy: total - idle, softirq: (f[5] || 0) + (f[6] || 0), steal: f[7] || 0, total };
     }
     return out;
   } catch {
@@ -169,9 +170,9 @@ function coreTimes() {
   }
 }
 
-function coreBusyPct(a, b) {
+function coreBusyPct(a, b, field = 'busy') {
   if (!a || !b) return null;
-  return b.map((x, i) => round((100 * (x.busy - a[i].busy)) / Math.max(1, x.total - a[i].total), 1));
+  return b.map((x, i) => round((100 * (x[field] - a[i][field])) / Math.max(1, x.total - a[i].total), 1));
 }
 
 function procRssBytes(pid) {
@@ -342,12 +343,19 @@ async function runOnce(scenario, target) {
       res.server_cpu_pct = round((100 * (s1.cpu - s0.cpu)) / wall, 1);
       if (g0 !== null && g1 !== null) res.gen_cpu_pct_proc = round((100 * (g1 - g0)) / wall, 1);
       res.core_busy_pct = coreBusyPct(s0.cores, s1.cores);
+      const sum = (xs) => (xs ? round(xs.reduce((x, y) => x + y, 0), 1) : null);
+      res.core_softirq_pct = coreBusyPct(s0.cores, s1.cores, 'softirq');
+      res.softirq_pct = sum(res.core_softirq_pct);
+      res.steal_pct = sum(coreBusyPct(s0.cores, s1.cores, 'steal'));
     }
     if (res.core_busy_pct && res.server_cpu_pct !== undefined && res.gen_cpu_pct_proc !== undefined) {
-      // CPU used on the two cores by anything other than the server and the generator
-      // (other processes, plus softirq work not charged to either).
+      // CPU used on the two cores by anything other than the server, the generator, softirq
+      // and steal: other processes.
       const total = res.core_busy_pct.reduce((x, y) => x + y, 0);
-      res.other_cpu_pct = round(Math.max(0, total - res.server_cpu_pct - res.gen_cpu_pct_proc), 1);
+      res.other_cpu_pct = round(
+        Math.max(0, total - res.server_cpu_pct - res.gen_cpu_pct_proc - (res.softirq_pct ?? 0) - (res.steal_pct ?? 0)),
+        1,
+      );
     }
     res.quiet_before = quiet;
     res.server_rss_mb = round((procRssBytes(server.pid) ?? 0) / 1e6, 1);
@@ -627,6 +635,7 @@ async function main() {
         const extra = [];
         if (res.gen_cpu_pct !== undefined && scenario !== 'idle-memory') extra.push(`gen ${fmt(res.gen_cpu_pct)}%`);
         if (res.server_cpu_pct !== undefined) extra.push(`server ${fmt(res.server_cpu_pct)}%`);
+        if (res.core_busy_pct) extra.push(`cores ${res.core_busy_pct.map(fmt).join('/')}% (softirq ${res.core_softirq_pct.map(fmt).join('/')}%)`);
         if (res.other_cpu_pct !== undefined) extra.push(`other ${fmt(res.other_cpu_pct)}%`);
         if (scenario === 'broadcast') extra.push(`lost ${res.lost} reordered ${res.reordered}`);
         if (scenario === 'echo-small') extra.push(`p99 ${fmt(res.lat_p99_us)}us`);

@@ -103,6 +103,7 @@ static uint64_t ring_mask;
 
 /* counters in the measurement window */
 static uint64_t w_msgs, w_bytes, w_deliveries, w_handshakes;
+static uint64_t n_reads, n_writes, n_waits; /* syscall counts (whole run) */
 static uint64_t total_msgs;
 
 /* latency histogram, 1 us buckets up to ~1 s, then overflow */
@@ -234,6 +235,7 @@ static void conn_fail(conn *c, const char *why);
 static int flush_out(conn *c) {
   while (c->ob_off < c->ob_len) {
     ssize_t n = write(c->fd, c->ob + c->ob_off, c->ob_len - c->ob_off);
+    n_writes++;
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
         set_epollout(c, 1);
@@ -248,6 +250,7 @@ static int flush_out(conn *c) {
   c->ob_off = c->ob_len = 0;
   while (c->ext && c->ext_off < c->ext_len) {
     ssize_t n = write(c->fd, c->ext + c->ext_off, c->ext_len - c->ext_off);
+    n_writes++;
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
         set_epollout(c, 1);
@@ -593,6 +596,7 @@ static void on_readable(conn *c, uint64_t now) {
     return;
   }
   ssize_t n = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
+  n_reads++;
   if (n == 0) {
     if (sc == SC_CONNECT_RATE && c->state == CS_CLOSING) {
       cr_done++;
@@ -688,10 +692,11 @@ static void print_result(const char *status) {
   double gcpu = cpu_s(&ru_end) - cpu_s(&ru_start);
   printf("{\"scenario\":\"%s\",\"target\":\"%s\",\"status\":\"%s\",\"connections\":%ld,\"window_s\":%.6f,"
          "\"gen_cpu_s\":%.6f,\"gen_cpu_pct\":%.2f,\"conn_failures\":%llu,\"closed_unexpected\":%ld,"
-         "\"protocol_errors\":%llu,\"mismatches\":%llu",
+         "\"protocol_errors\":%llu,\"mismatches\":%llu,\"reads\":%llu,\"writes\":%llu,\"epoll_waits\":%llu",
          sc_name, label, status, nconns, win, gcpu, win > 0 ? 100.0 * gcpu / win : 0.0,
          (unsigned long long)conn_failures, closed_unexpected, (unsigned long long)proto_errors,
-         (unsigned long long)mismatches);
+         (unsigned long long)mismatches, (unsigned long long)n_reads, (unsigned long long)n_writes,
+         (unsigned long long)n_waits);
   switch (sc) {
     case SC_ECHO_SMALL:
     case SC_ECHO_LARGE:
@@ -1006,6 +1011,7 @@ int main(int argc, char **argv) {
       tmo = 0;
     }
     int n = epoll_wait(ep, evs, 512, tmo);
+    n_waits++;
     if (n < 0) {
       if (errno == EINTR) continue;
       die("epoll_wait");
@@ -1039,6 +1045,7 @@ int main(int argc, char **argv) {
       break;
     }
   }
+  if (!strcmp(status, "ok") && (mismatches || proto_errors)) status = "bad-data";
   if (sc == SC_IDLE && !win_end_ns) {
     /* No timing window in idle-memory; report CPU over the whole run. */
     ru_start = (struct rusage){0};
