@@ -464,6 +464,9 @@ function summarize(scenario, byTarget) {
     med.gen_cpu_pct = round(median(ok.map((r) => r.gen_cpu_pct)), 1);
     med.gen_cpu_pct_max = round(Math.max(...ok.map((r) => r.gen_cpu_pct ?? 0), 0), 1);
     med.server_cpu_pct = round(median(ok.map((r) => r.server_cpu_pct)), 1);
+    med.gen_core_busy_pct = round(median(ok.map((r) => r.core_busy_pct?.[1])), 1);
+    med.gen_core_busy_pct_max = round(Math.max(...ok.map((r) => r.core_busy_pct?.[1] ?? 0), 0), 1);
+    med.server_core_busy_pct = round(median(ok.map((r) => r.core_busy_pct?.[0])), 1);
     med.other_cpu_pct = round(median(ok.map((r) => r.other_cpu_pct)), 1);
     out[target] = { median: med, ok_runs: ok.length, failed_runs: entry.runs.length - ok.length };
   }
@@ -542,16 +545,19 @@ function table(report) {
       if (targets.includes('bun')) row.push(fmt(s.ratios.bun?.[m.key]?.ratio));
       rows.push(row);
     }
-    const genRow = [scenario, 'gen CPU % (med/max)'];
-    const srvRow = [scenario, 'server CPU %'];
-    const othRow = [scenario, 'other CPU % (noise)'];
+    const genRow = [scenario, 'generator CPU % med/max'];
+    const genCoreRow = [scenario, 'generator core busy % med/max'];
+    const srvRow = [scenario, 'server CPU % / core busy %'];
+    const othRow = [scenario, 'other processes CPU %'];
+    const pair = (a, b) => `${fmt(a)}/${fmt(b)}`;
     for (const t of targets) {
       const med = s.targets[t]?.median;
-      genRow.push(med ? `${fmt(med.gen_cpu_pct)}/${fmt(med.gen_cpu_pct_max)}` : '-');
-      srvRow.push(med ? fmt(med.server_cpu_pct) : '-');
+      genRow.push(med ? pair(med.gen_cpu_pct, med.gen_cpu_pct_max) : '-');
+      genCoreRow.push(med ? pair(med.gen_core_busy_pct, med.gen_core_busy_pct_max) : '-');
+      srvRow.push(med ? pair(med.server_cpu_pct, med.server_core_busy_pct) : '-');
       othRow.push(med ? fmt(med.other_cpu_pct) : '-');
     }
-    if (scenario !== 'idle-memory') rows.push(genRow, srvRow, othRow);
+    if (scenario !== 'idle-memory') rows.push(genRow, genCoreRow, srvRow, othRow);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i] ?? '').length)));
   const line = (r) => r.map((c, i) => (i < 2 ? String(c ?? '').padEnd(widths[i]) : String(c ?? '').padStart(widths[i]))).join('  ');
@@ -564,6 +570,9 @@ function table(report) {
   const skipped = Object.entries(report.skipped_targets).map(([t, r]) => `  ${t}: ${r}`);
   return [
     ...outLines,
+    '',
+    'generator CPU: its own user+system time over the window (getrusage, checked against /proc/PID/stat);',
+    'generator core busy: all work on core 1 (the generator plus the loopback softirq work it triggers).',
     '',
     'generator headroom (trivial baseline must beat every server under test):',
     ...notes,
