@@ -46,37 +46,52 @@ export function websocketHandler<State = unknown>(
     console.error(`humphrey-ws: handler for ${stream.peerAddr} threw`, error);
   });
 
-  async function run(request: IncomingMessage, socket: Duplex, head: Buffer, state: State): Promise<void> {
+  // Written as promise callbacks, not one async function, so that nothing keeps the
+  // upgrade request and its head buffer alive for as long as the handler runs.
+  function run(request: IncomingMessage, socket: Duplex, head: Buffer, state: State): void {
     if (shutdownClose !== null) {
       refuseUpgrade(socket, 503, 'the server is shutting down');
       return;
     }
-    const accepted = await acceptUpgrade(request, socket, options);
-    if (accepted === null) return;
-    const stream = new WebSocketStream(socket as Socket, head, 'server', options, {
-      protocol: accepted.protocol,
-      request,
-      data: accepted.data,
+    const info = { method: request.method ?? 'GET', url: request.url ?? '/', headers: request.headers };
+    void acceptUpgrade(request, socket, options).then((accepted) => {
+      if (accepted === null) return;
+      start(new WebSocketStream(socket as Socket, head, 'server', options, { protocol: accepted.protocol, request: info, data: accepted.data }), state);
     });
+  }
+
+  function start(stream: WebSocketStream, state: State): void {
     // The route was shut down while this upgrade was being decided (e.g. an async onUpgrade).
-    const closing = shutdownClose as { code: number; reason: string } | null;
+    const closing = shutdownClose;
     if (closing !== null) {
       void stream.close(closing.code, closing.reason).catch(() => stream.terminate());
       return;
     }
     streams.add(stream);
-    void stream.closed.then(() => streams.delete(stream));
+    let result: void | Promise<void>;
     try {
-      await handler(stream, state);
-      void stream.close(1000);
+      result = handler(stream, state);
     } catch (error) {
-      if (isReportable(error)) report(error, stream);
-      void stream.close(1011);
+      finish(stream, error);
+      return;
     }
+    if (result instanceof Promise) result.then(() => finish(stream, undefined), (error: unknown) => finish(stream, error ?? new Error('handler rejected')));
+    else finish(stream, undefined);
+  }
+
+  /** The handler is done: close with 1000, or 1011 (and report) when it failed. */
+  function finish(stream: WebSocketStream, error: unknown): void {
+    streams.delete(stream);
+    if (error === undefined) {
+      void stream.close(1000);
+      return;
+    }
+    if (isReportable(error)) report(error, stream);
+    void stream.close(1011);
   }
 
   const route = ((request: IncomingMessage, socket: Duplex, head: Buffer, state: State) => {
-    void run(request, socket, head, state);
+    run(request, socket, head, state);
   }) as WebSocketRoute<State>;
   route.shutdown = async (code = 1001, reason = '') => {
     shutdownClose ??= { code, reason };

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { WebSocketError } from './protocol/errors.js';
 import { isValidCloseCode } from './protocol/frame.js';
 import { Message, type MessageLike } from './message.js';
@@ -51,23 +51,30 @@ export class WebSocketStream implements AsyncIterable<Message> {
   readonly inner: Socket;
   /** The subprotocol agreed in the handshake, if any. */
   readonly protocol: string | undefined;
-  /** The HTTP upgrade request (server side). */
-  readonly request: IncomingMessage | undefined;
+  /**
+   * The upgrade request's method, URL and headers (server side). Only these are kept, not the
+   * `IncomingMessage`, so an idle connection holds as little as possible.
+   */
+  readonly request: UpgradeRequestInfo | undefined;
   /** Per-connection data set at upgrade time (server side), e.g. by an `onUpgrade` hook. */
   data: unknown;
-  /** Settles once the connection is closed; never rejects. */
-  readonly closed: Promise<CloseInfo>;
 
   private readonly binding: SocketBinding;
   private readonly highWaterMark: number;
   private readonly maxQueuedBytes: number;
-  private readonly queue: Message[] = [];
+  // Received messages not taken yet; allocated when first needed.
+  private queue: Message[] | null = null;
   private queueHead = 0;
   private queuedBytes = 0;
   private paused = false;
-  private waiter: { resolve: (message: Message) => void; reject: (error: Error) => void; promise: Promise<Message> } | null = null;
+  // The pending `recv` (or iterator step), kept in fields rather than an object of its own.
+  private waiterPromise: Promise<never> | null = null;
+  private waiterResolve: ((value: unknown) => void) | null = null;
+  private waiterReject: ((error: Error) => void) | null = null;
+  private waiterIterates = false;
   private closeInfo: CloseInfo | null = null;
-  private resolveClosed!: (info: CloseInfo) => void;
+  private closedPromise: Promise<CloseInfo> | null = null;
+  private resolveClosed: ((info: CloseInfo) => void) | null = null;
 
   /** @internal Use `connect` or a `websocketHandler`. */
   constructor(
@@ -75,7 +82,7 @@ export class WebSocketStream implements AsyncIterable<Message> {
     head: Buffer,
     role: 'server' | 'client',
     options: StreamOptions,
-    extra: { protocol?: string | undefined; request?: IncomingMessage | undefined; data?: unknown } = {},
+    extra: { protocol?: string | undefined; request?: UpgradeRequestInfo | undefined; data?: unknown } = {},
   ) {
     this.inner = socket;
     this.peerAddr = formatAddress(socket.remoteAddress, socket.remotePort);
@@ -84,16 +91,18 @@ export class WebSocketStream implements AsyncIterable<Message> {
     this.data = extra.data;
     this.highWaterMark = options.highWaterMark ?? 64 * 1024;
     this.maxQueuedBytes = options.maxQueuedBytes ?? 1024 * 1024;
-    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
-    this.binding = new SocketBinding(
-      socket,
-      {
-        onMessage: (payload, isText) => this.handleMessage(Message.fromReceived(payload, isText)),
-        onClose: (code, reason, error) => this.handleClose(code, reason, error),
-      },
-      { role, maxMessageSize: options.maxMessageSize, closeTimeoutMs: options.closeTimeoutMs },
-    );
+    this.binding = new SocketBinding(socket, this, { role, maxMessageSize: options.maxMessageSize, closeTimeoutMs: options.closeTimeoutMs });
     this.binding.receive(head);
+  }
+
+  /** Settles once the connection is closed; never rejects. */
+  get closed(): Promise<CloseInfo> {
+    if (this.closedPromise === null) {
+      this.closedPromise = this.closeInfo !== null
+        ? Promise.resolve(this.closeInfo)
+        : new Promise((resolve) => (this.resolveClosed = resolve));
+    }
+    return this.closedPromise;
   }
 
   /** `'open'`, `'closing'` (a close frame was sent) or `'closed'`. */
@@ -116,15 +125,42 @@ export class WebSocketStream implements AsyncIterable<Message> {
     if (message !== undefined) return Promise.resolve(message);
     if (this.closeInfo !== null) return Promise.reject(this.closedError());
     // A second call while one is waiting gets the same promise, so `Promise.race` loops work.
-    if (this.waiter !== null) return this.waiter.promise;
-    let resolve!: (message: Message) => void;
-    let reject!: (error: Error) => void;
-    const promise = new Promise<Message>((onResolve, onReject) => {
-      resolve = onResolve;
-      reject = onReject;
+    if (this.waiterPromise !== null) {
+      return this.waiterIterates ? this.waiterPromise.then(valueOf, (error) => this.rethrowAsClosed(error)) : this.waiterPromise;
+    }
+    return this.wait(false);
+  }
+
+  /** @internal One step of async iteration. */
+  nextResult(): Promise<IteratorResult<Message, undefined>> {
+    const message = this.take();
+    if (message !== undefined) return Promise.resolve({ value: message, done: false });
+    const info = this.closeInfo;
+    if (info !== null) return info.error ? Promise.reject(info.error) : Promise.resolve(DONE);
+    if (this.waiterPromise !== null) {
+      return this.waiterIterates ? this.waiterPromise : this.waiterPromise.then(stepOf, () => this.endOfIteration());
+    }
+    return this.wait(true);
+  }
+
+  private wait(iterates: boolean): Promise<never> {
+    const promise = new Promise<never>((resolve, reject) => {
+      this.waiterResolve = resolve as (value: unknown) => void;
+      this.waiterReject = reject;
     });
-    this.waiter = { resolve, reject, promise };
+    this.waiterPromise = promise;
+    this.waiterIterates = iterates;
     return promise;
+  }
+
+  private endOfIteration(): IteratorResult<Message, undefined> {
+    const error = this.closeInfo?.error;
+    if (error) throw error;
+    return DONE;
+  }
+
+  private rethrowAsClosed(error: unknown): never {
+    throw this.closeInfo !== null ? this.closedError() : error;
   }
 
   /**
@@ -138,25 +174,8 @@ export class WebSocketStream implements AsyncIterable<Message> {
   }
 
   /** Messages until the connection closes. Ends after a clean close; throws after a failure. */
-  async *[Symbol.asyncIterator](): AsyncIterator<Message> {
-    for (;;) {
-      let message = this.take();
-      if (message === undefined) {
-        if (this.closeInfo !== null) {
-          if (this.closeInfo.error) throw this.closeInfo.error;
-          return;
-        }
-        try {
-          message = await this.recv();
-        } catch (error) {
-          const info = this.closeInfo as CloseInfo | null;
-          if (info === null) throw error;
-          if (info.error) throw info.error;
-          return;
-        }
-      }
-      yield message;
-    }
+  [Symbol.asyncIterator](): AsyncIterator<Message, undefined> {
+    return new MessageIterator(this);
   }
 
   /**
@@ -257,11 +276,12 @@ export class WebSocketStream implements AsyncIterable<Message> {
   }
 
   private take(): Message | undefined {
-    if (this.queueHead >= this.queue.length) return undefined;
-    const message = this.queue[this.queueHead]!;
-    this.queue[this.queueHead++] = undefined as unknown as Message;
-    if (this.queueHead === this.queue.length) {
-      this.queue.length = 0;
+    const queue = this.queue;
+    if (queue === null || this.queueHead >= queue.length) return undefined;
+    const message = queue[this.queueHead]!;
+    queue[this.queueHead++] = undefined as unknown as Message;
+    if (this.queueHead === queue.length) {
+      queue.length = 0;
       this.queueHead = 0;
     }
     this.queuedBytes -= message.byteLength;
@@ -272,14 +292,17 @@ export class WebSocketStream implements AsyncIterable<Message> {
     return message;
   }
 
-  private handleMessage(message: Message): void {
-    const waiter = this.waiter;
-    if (waiter !== null) {
-      this.waiter = null;
-      waiter.resolve(message);
+  /** @internal Binding event: a message arrived. */
+  onMessage(payload: Buffer, isText: boolean): void {
+    const message = Message.fromReceived(payload, isText);
+    const resolve = this.waiterResolve;
+    if (resolve !== null) {
+      const iterates = this.waiterIterates;
+      this.clearWaiter();
+      resolve(iterates ? { value: message, done: false } : message);
       return;
     }
-    this.queue.push(message);
+    (this.queue ??= []).push(message);
     this.queuedBytes += message.byteLength;
     if (!this.paused && this.queuedBytes > this.maxQueuedBytes) {
       this.paused = true;
@@ -287,21 +310,56 @@ export class WebSocketStream implements AsyncIterable<Message> {
     }
   }
 
-  private handleClose(code: number, reason: string, error: WebSocketError | undefined): void {
+  /** @internal Binding event: the connection is over. */
+  onClose(code: number, reason: string, error: WebSocketError | undefined): void {
     const info: CloseInfo = { code, reason, wasClean: error === undefined };
     if (error) info.error = error;
     this.closeInfo = info;
-    this.resolveClosed(info);
-    const waiter = this.waiter;
-    if (waiter !== null) {
-      this.waiter = null;
-      waiter.reject(this.closedError());
-    }
+    this.resolveClosed?.(info);
+    this.resolveClosed = null;
+    const resolve = this.waiterResolve;
+    const reject = this.waiterReject;
+    if (resolve === null || reject === null) return;
+    const iterates = this.waiterIterates;
+    this.clearWaiter();
+    if (!iterates) reject(this.closedError());
+    else if (error) reject(error);
+    else resolve(DONE);
+  }
+
+  private clearWaiter(): void {
+    this.waiterPromise = null;
+    this.waiterResolve = null;
+    this.waiterReject = null;
   }
 
   private closedError(): WebSocketError {
     const info = this.closeInfo!;
     return new WebSocketError('WS_ERR_CLOSED', `connection closed (${info.code}${info.reason ? ` ${info.reason}` : ''})`, info.code);
+  }
+}
+
+/** What a server-side stream keeps of its upgrade request. */
+export interface UpgradeRequestInfo {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+}
+
+const DONE: IteratorResult<Message, undefined> = Object.freeze({ value: undefined, done: true });
+const valueOf = (result: IteratorResult<Message, undefined>): Message => result.value!;
+const stepOf = (message: Message): IteratorResult<Message, undefined> => ({ value: message, done: false });
+
+/** The async iterator of a stream: one small object per loop, one promise per step. */
+class MessageIterator implements AsyncIterator<Message, undefined> {
+  constructor(private readonly stream: WebSocketStream) {}
+
+  next(): Promise<IteratorResult<Message, undefined>> {
+    return this.stream.nextResult();
+  }
+
+  return(): Promise<IteratorResult<Message, undefined>> {
+    return Promise.resolve(DONE);
   }
 }
 

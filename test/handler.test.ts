@@ -12,7 +12,7 @@ import type { Duplex } from 'node:stream';
 import WebSocket from 'ws';
 import { connect } from '../src/node/client.js';
 import { handleUpgrade, websocketHandler, type WebSocketHandler, type WebSocketHandlerOptions } from '../src/handler.js';
-import { rejectUpgrade } from '../src/node/upgrade.js';
+import { rejectUpgrade, type UpgradeDecision } from '../src/node/upgrade.js';
 import { WebSocketError } from '../src/protocol/errors.js';
 import type { WebSocketStream } from '../src/stream.js';
 import {
@@ -294,7 +294,7 @@ describe('websocketHandler: upgrade hooks', () => {
         if (offered.includes('boom')) throw new Error('selectProtocol failed');
         return undefined;
       },
-      onUpgrade: (request) => {
+      onUpgrade: (request): UpgradeDecision => {
         if (request.url === '/inject-accept') return { headers: { 'X-Ok': 'fine\r\nSet-Cookie: forged=1' } };
         if (request.url === '/inject-reject') return rejectUpgrade(401, 'no', { 'X-Ok': 'a\r\nSet-Cookie: forged=2' });
         if (request.url === '/bad-name') return { headers: { 'Bad Name': 'x' } };

@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import { Connection, type ConnectionOptions, type Role } from '../protocol/connection.js';
+import { Connection, type ConnectionEvents, type ConnectionOptions, type Role } from '../protocol/connection.js';
 import { WebSocketError } from '../protocol/errors.js';
 
 /** What a `SocketBinding` reports to the layer above (the stream or the event app). */
@@ -44,7 +44,23 @@ function flushAll(): void {
  * socket bytes go into the connection, the connection's bytes go out through one batched
  * write per event-loop turn. Owns the close timeout and the transport teardown.
  */
-export class SocketBinding {
+const kBinding = Symbol('humphrey-ws binding');
+type BoundSocket = Duplex & { [kBinding]: SocketBinding };
+
+function onSocketData(this: BoundSocket, chunk: Buffer): void {
+  this[kBinding].connection.receive(chunk);
+}
+function onSocketError(this: BoundSocket, error: Error): void {
+  this[kBinding].connection.transportClosed(error);
+}
+function onSocketClose(this: BoundSocket): void {
+  this[kBinding].transportGone();
+}
+function onSocketEnd(this: BoundSocket): void {
+  this[kBinding].endTransport();
+}
+
+export class SocketBinding implements ConnectionEvents {
   readonly socket: Duplex;
   readonly connection: Connection;
   private readonly events: BindingEvents;
@@ -55,30 +71,43 @@ export class SocketBinding {
   private ended = false;
   private finished = false;
   private drainWaiters: (() => void)[] | null = null;
-  /** Write callback that re-checks the drain waiters once a flushed chunk has left. */
-  private readonly onWritten = (): void => this.drained();
+  /** Write callback that re-checks the drain waiters once a flushed chunk has left (lazy). */
+  private onWritten: (() => void) | null = null;
 
   constructor(socket: Duplex, events: BindingEvents, options: BindingOptions) {
     this.socket = socket;
     this.events = events;
     this.closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
-    this.connection = new Connection(
-      {
-        write: (bytes) => this.write(bytes),
-        onMessage: (payload, isText) => this.events.onMessage(payload, isText),
-        onPong: events.onPong ? (payload) => this.events.onPong!(payload) : undefined,
-        onClose: (code, reason, error) => this.handleClose(code, reason, error),
-        closeTransport: () => this.endTransport(),
-      },
-      // Replies to close frames and protocol errors wait for this turn's message handlers.
-      { defer: setImmediate, ...options },
-    );
-    socket.on('data', (chunk: Buffer) => this.connection.receive(chunk));
-    socket.on('error', (error: Error) => this.connection.transportClosed(error));
-    socket.on('close', () => this.transportGone());
-    socket.on('end', () => this.endTransport());
+    // Replies to close frames and protocol errors wait for this turn's message handlers.
+    this.connection = new Connection(this, { role: options.role, maxMessageSize: options.maxMessageSize, defer: setImmediate });
+    // Shared listeners find the binding on the socket: no closures per connection.
+    (socket as BoundSocket)[kBinding] = this;
+    socket.on('data', onSocketData);
+    socket.on('error', onSocketError);
+    socket.on('close', onSocketClose);
+    socket.on('end', onSocketEnd);
     // The socket may have been paused while the upgrade was decided; start reading now.
     socket.resume();
+  }
+
+  /** @internal Connection event. */
+  onMessage(payload: Buffer, isText: boolean): void {
+    this.events.onMessage(payload, isText);
+  }
+
+  /** @internal Connection event. */
+  onPong(payload: Buffer): void {
+    this.events.onPong?.(payload);
+  }
+
+  /** @internal Connection event. */
+  onClose(code: number, reason: string, error: WebSocketError | undefined): void {
+    this.handleClose(code, reason, error);
+  }
+
+  /** @internal Connection event. */
+  closeTransport(): void {
+    this.endTransport();
   }
 
   get role(): Role {
@@ -124,7 +153,7 @@ export class SocketBinding {
     // that completes at once returns true and never emits it), so be told when this flush
     // has left.
     const waiters = this.drainWaiters;
-    const written = waiters !== null && waiters.length > 0 ? this.onWritten : undefined;
+    const written = waiters !== null && waiters.length > 0 ? (this.onWritten ??= () => this.drained()) : undefined;
     if (chunks.length === 1) {
       socket.write(chunks[0]!, written);
     } else if (total <= JOIN_LIMIT) {
@@ -147,15 +176,16 @@ export class SocketBinding {
         if (this.bufferedAmount <= limit || this.socket.destroyed) resolve();
         else (this.drainWaiters ??= []).push(check);
       };
+      const onWritten = (this.onWritten ??= () => this.drained());
       if (this.drainWaiters === null) {
         this.drainWaiters = [];
-        this.socket.on('drain', this.onWritten);
+        this.socket.on('drain', onWritten);
       }
       this.drainWaiters.push(check);
       // Nothing of ours is waiting to be flushed and the socket will not emit 'drain' (its
       // own high-water mark is above `limit`): be told when what it holds has been written.
       if (this.pending === null && !this.socket.writableNeedDrain && !this.socket.writableEnded) {
-        this.socket.write(EMPTY, this.onWritten);
+        this.socket.write(EMPTY, onWritten);
       }
     });
   }
@@ -199,7 +229,8 @@ export class SocketBinding {
   }
 
   /** Close our side of TCP once what is pending has been written. */
-  private endTransport(): void {
+  /** @internal */
+  endTransport(): void {
     if (this.ended) return;
     this.ended = true;
     if (this.pending === null && !this.socket.destroyed) this.socket.end();
@@ -217,7 +248,8 @@ export class SocketBinding {
     this.closeTimer.unref();
   }
 
-  private transportGone(): void {
+  /** @internal */
+  transportGone(): void {
     this.finished = true;
     this.pending = null;
     this.pendingBytes = 0;

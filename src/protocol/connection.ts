@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { randomFillSync } from 'node:crypto';
 import { WebSocketError } from './errors.js';
 import { CloseCode, encodeClosePayload, encodeFrame, isValidCloseCode, Opcode } from './frame.js';
-import { FrameParser } from './parser.js';
+import { FrameParser, type ParserEvents } from './parser.js';
 
 export type Role = 'server' | 'client';
 export type ConnectionState = 'open' | 'closing' | 'closed';
@@ -71,7 +71,7 @@ const runNow = (task: () => void): void => task();
  * It answers pings, runs the close handshake and fails the connection with the right close
  * code when the peer breaks the protocol.
  */
-export class Connection {
+export class Connection implements ParserEvents {
   readonly role: Role;
   private readonly events: ConnectionEvents;
   private readonly parser: FrameParser;
@@ -85,15 +85,23 @@ export class Connection {
     this.role = options.role;
     this.events = events;
     this.defer = options.defer ?? runNow;
-    const parserOptions = { role: options.role, maxMessageSize: options.maxMessageSize };
-    this.parser = new FrameParser(
-      {
-        onMessage: (payload, isText) => this.events.onMessage(payload, isText),
-        onControl: (opcode, payload) => this.handleControl(opcode, payload),
-        onError: (error) => this.failWith(error),
-      },
-      parserOptions,
-    );
+    // The connection is the parser's event sink itself: no per-connection closures.
+    this.parser = new FrameParser(this, options);
+  }
+
+  /** @internal Parser event: a complete message. */
+  onMessage(payload: Buffer, isText: boolean): void {
+    this.events.onMessage(payload, isText);
+  }
+
+  /** @internal Parser event: a control frame. */
+  onControl(opcode: number, payload: Buffer): void {
+    this.handleControl(opcode, payload);
+  }
+
+  /** @internal Parser event: the peer broke the protocol. */
+  onError(error: WebSocketError): void {
+    this.failWith(error);
   }
 
   get state(): ConnectionState {
