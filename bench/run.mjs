@@ -5,6 +5,7 @@
 //   node bench/run.mjs [--rounds N] [--quick] [--scenarios all|a,b] [--targets all|a,b]
 //                      [--connections-scale full|small] [--duration S] [--warmup S]
 //                      [--out FILE] [--no-pin] [--quiet-wait S] [--nice N]
+//                      [--retries N] [--max-other PCT]
 //
 // JSON goes to stdout and to bench/results/latest.json (or --out); progress and the
 // table go to stderr.
@@ -38,6 +39,8 @@ function parseArgs(argv) {
     pin: true,
     quietWait: null,
     nice: 0,
+    retries: 2,
+    maxOther: 25,
   };
   const list = (v, all) => (v === 'all' ? all : v.split(',').map((s) => s.trim()).filter(Boolean));
   for (let i = 0; i < argv.length; i++) {
@@ -49,6 +52,8 @@ function parseArgs(argv) {
     };
     if (a === '--quiet-wait') o.quietWait = parseFloat(val());
     else if (a === '--nice') o.nice = parseInt(val(), 10);
+    else if (a === '--retries') o.retries = Math.max(0, parseInt(val(), 10));
+    else if (a === '--max-other') o.maxOther = parseFloat(val());
     else if (a === '--rounds') o.rounds = Math.max(1, parseInt(val(), 10));
     else if (a === '--quick') o.quick = true;
     else if (a === '--scenarios') o.scenarios = list(val(), SCENARIOS);
@@ -597,6 +602,8 @@ async function main() {
       scale: opts.scale,
       pinning: pinning ? { server_core: 0, generator_core: 1 } : null,
       nice: opts.nice ? -opts.nice : 0,
+      retry_when_other_cpu_pct_over: opts.retries > 0 ? opts.maxOther : null,
+      max_retries: opts.retries,
       fd_limit: havePrlimit ? FD_LIMIT : null,
       targets: opts.targets,
       scenarios: opts.scenarios,
@@ -621,7 +628,25 @@ async function main() {
           continue;
         }
         const t0 = performance.now();
-        const res = await runOnce(scenario, target);
+        let res = await runOnce(scenario, target);
+        // A run disturbed by other processes is repeated (in place, so the alternation holds);
+        // the least disturbed attempt is kept.
+        let attempts = 1;
+        while (
+          opts.retries > 0 &&
+          attempts <= opts.retries &&
+          typeof res.other_cpu_pct === 'number' &&
+          res.other_cpu_pct > opts.maxOther
+        ) {
+          log(`[${scenario}] round ${round}/${opts.rounds} ${target}: other processes used ${fmt(res.other_cpu_pct)}% CPU, repeating`);
+          await sleep(500);
+          const again = await runOnce(scenario, target);
+          attempts++;
+          if (again.skip || again.unsupported || again.error) break;
+          if (!(again.other_cpu_pct > res.other_cpu_pct)) res = again;
+        }
+        if (attempts > 1) res.attempts = attempts;
+        if (typeof res.other_cpu_pct === 'number' && res.other_cpu_pct > opts.maxOther) res.noisy = true;
         if (res.skip) {
           skippedTargets.set(target, res.skip);
           report.skipped_targets[target] = res.skip;
