@@ -39,7 +39,7 @@ function parseArgs(argv) {
     pin: true,
     quietWait: null,
     nice: 0,
-    retries: 2,
+    retries: null,
     maxOther: 25,
   };
   const list = (v, all) => (v === 'all' ? all : v.split(',').map((s) => s.trim()).filter(Boolean));
@@ -71,6 +71,7 @@ function parseArgs(argv) {
   for (const s of o.scenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}`);
   for (const t of o.targets) if (!TARGETS.includes(t)) throw new Error(`unknown target ${t}`);
   if (!['full', 'small'].includes(o.scale)) throw new Error('--connections-scale is full or small');
+  if (o.retries === null) o.retries = o.quick ? 0 : 2;
   return o;
 }
 

@@ -77,6 +77,8 @@ test('bench suite runs every scenario and target end to end', { timeout: 110_000
       '0.2',
       '--quiet-wait',
       '0',
+      '--retries',
+      '0',
       '--out',
       out,
     ]);
