@@ -1,7 +1,6 @@
+import { createUpgradeListener, type UpgradeListener, type UpgradeRequest } from './node/listener.js';
 import { readFile } from 'node:fs/promises';
-import { createServer as createHttpServer } from 'node:http';
-import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer, ServerOptions as HttpsServerOptions } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -111,7 +110,7 @@ export interface AsyncAppAddress {
  * server's `upgrade` event arguments. `shutdown()` closes the app.
  */
 export interface ConnectHook {
-  (request: IncomingMessage, socket: Duplex, head: Buffer): void;
+  (request: UpgradeRequest, socket: Duplex, head: Buffer): void;
   shutdown(): Promise<void>;
   /** The number of open connections of the app. */
   readonly connectionCount: number;
@@ -119,7 +118,7 @@ export interface ConnectHook {
 
 /** A WebSocket route for `App.withWebsocketRoute` (from `asyncWebsocketHandler`). */
 export interface AsyncWebSocketRoute {
-  (request: IncomingMessage, socket: Duplex, head: Buffer, state?: unknown): void;
+  (request: UpgradeRequest, socket: Duplex, head: Buffer, state?: unknown): void;
   /** Closes the event app (the HTTP App calls this when it closes). */
   shutdown(): Promise<void>;
   readonly connectionCount: number;
@@ -782,7 +781,7 @@ export class AsyncSender {
 export class AsyncWebSocketApp<State = undefined, StreamState = unknown> {
   readonly #hub: Hub;
   #unlinked = false;
-  #server: HttpServer | HttpsServer | undefined;
+  #server: UpgradeListener | undefined;
   #secure = false;
   #starting = false;
   #closing: Promise<void> | undefined;
@@ -885,7 +884,7 @@ export class AsyncWebSocketApp<State = undefined, StreamState = unknown> {
   }
 
   /** Decide on each upgrade request: accept (optionally with `data`) or reject with a status. */
-  withUpgradeHook(hook: (request: IncomingMessage) => UpgradeDecision | Promise<UpgradeDecision>): this {
+  withUpgradeHook(hook: (request: UpgradeRequest) => UpgradeDecision | Promise<UpgradeDecision>): this {
     this.#hub.configure({ onUpgrade: hook });
     return this;
   }
@@ -946,7 +945,7 @@ export class AsyncWebSocketApp<State = undefined, StreamState = unknown> {
    * handshake (origin checks, subprotocols, the `onUpgrade` hook; rejections get their HTTP
    * status) and add the connection to the app. While the app is closing the answer is 503.
    */
-  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+  handleUpgrade(request: UpgradeRequest, socket: Duplex, head: Buffer): void {
     // Node's HTTP server drops its own error listener from upgraded sockets.
     socket.on('error', noop);
     if (this.#closing !== undefined) {
@@ -996,7 +995,7 @@ export class AsyncWebSocketApp<State = undefined, StreamState = unknown> {
    * `app.withWebsocketRoute('/ws', asyncWebsocketHandler(wsApp.connectHook()))`.
    */
   connectHook(): ConnectHook {
-    const hook = ((request: IncomingMessage, socket: Duplex, head: Buffer) => this.handleUpgrade(request, socket, head)) as ConnectHook;
+    const hook = ((request: UpgradeRequest, socket: Duplex, head: Buffer) => this.handleUpgrade(request, socket, head)) as ConnectHook;
     hook.shutdown = () => this.close();
     Object.defineProperty(hook, 'connectionCount', { get: () => this.#hub.peers.size });
     return hook;
@@ -1030,13 +1029,9 @@ export class AsyncWebSocketApp<State = undefined, StreamState = unknown> {
         const [cert, key] = await Promise.all([readFile(this.#certPaths.cert), readFile(this.#certPaths.key)]);
         tls = { cert, key };
       }
-      const onRequest = (_request: IncomingMessage, response: ServerResponse): void => {
-        const body = '426 Upgrade Required: this is a WebSocket server';
-        response.writeHead(426, { Upgrade: 'websocket', Connection: 'Upgrade', 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
-        response.end(body);
-      };
-      const server = tls === undefined ? createHttpServer(onRequest) : createHttpsServer(tls, onRequest);
-      server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => this.handleUpgrade(request, socket, head));
+      // Its own server reads the request head itself (no node:http per connection) and
+      // answers anything but an upgrade with 426.
+      const server = createUpgradeListener((request, socket, head) => this.handleUpgrade(request, socket, head), tls === undefined ? {} : { tls });
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(port, host, () => {
@@ -1117,7 +1112,7 @@ export class AsyncWebSocketApp<State = undefined, StreamState = unknown> {
         hub.report(new WebSocketError('WS_ERR_CLOSE_TIMEOUT', `disconnect handlers still running after ${timeoutMs} ms`), undefined);
       }
       if (server !== undefined) {
-        server.closeAllConnections();
+        server.destroyPendingHandshakes();
         await serverClosed;
         this.#server = undefined;
       }
@@ -1150,7 +1145,7 @@ export class AsyncWebSocketApp<State = undefined, StreamState = unknown> {
  * closes, it calls the route's `shutdown()`, which closes the event app.
  */
 export function asyncWebsocketHandler(hook: ConnectHook): AsyncWebSocketRoute {
-  const route = ((request: IncomingMessage, socket: Duplex, head: Buffer) => hook(request, socket, head)) as AsyncWebSocketRoute;
+  const route = ((request: UpgradeRequest, socket: Duplex, head: Buffer) => hook(request, socket, head)) as AsyncWebSocketRoute;
   route.shutdown = () => hook.shutdown();
   Object.defineProperty(route, 'connectionCount', { get: () => hook.connectionCount });
   return route;

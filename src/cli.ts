@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
-import type { Duplex } from 'node:stream';
-import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { createUpgradeListener, type UpgradeRequest } from './node/listener.js';
 import { websocketHandler } from './handler.js';
 import { AsyncWebSocketApp } from './async-app.js';
 
@@ -59,7 +58,7 @@ function checkKnown(flags: Flags, known: string[]): void {
 
 /** Something that takes upgrade requests and can close every connection it accepted. */
 interface UpgradeTarget {
-  (request: IncomingMessage, socket: Duplex, head: Buffer, state: undefined): void;
+  (request: UpgradeRequest, socket: Duplex, head: Buffer, state: undefined): void;
   shutdown(code?: number, reason?: string): Promise<void>;
 }
 
@@ -69,14 +68,11 @@ async function serve(route: UpgradeTarget, flags: Flags, defaultPort: number): P
   const port = integerFlag(flags, 'port', defaultPort);
   if ((flags.cert === undefined) !== (flags.key === undefined)) throw new Error('--cert and --key go together');
   const tls = flags.cert !== undefined;
-  const server: Server = tls
-    ? createHttpsServer({ cert: readFileSync(flags.cert!), key: readFileSync(flags.key!) })
-    : createHttpServer();
-  server.on('request', (_request, response) => {
-    response.writeHead(426, { Upgrade: 'websocket', 'Content-Type': 'text/plain' });
-    response.end('this is a WebSocket server\n');
-  });
-  server.on('upgrade', (request, socket, head) => route(request, socket, head, undefined));
+  // The listener reads request heads itself: no node:http per connection.
+  const server = createUpgradeListener(
+    (request, socket, head) => route(request, socket, head, undefined),
+    tls ? { tls: { cert: readFileSync(flags.cert!), key: readFileSync(flags.key!) } } : {},
+  );
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());
@@ -90,8 +86,8 @@ async function serve(route: UpgradeTarget, flags: Flags, defaultPort: number): P
     if (stopping) return;
     stopping = true;
     server.close();
+    server.destroyPendingHandshakes();
     await route.shutdown(1001, 'server shutting down');
-    server.closeAllConnections();
     process.exit(0);
   };
   process.on('SIGINT', () => void stop());
@@ -101,7 +97,7 @@ async function serve(route: UpgradeTarget, flags: Flags, defaultPort: number): P
 /** The event app as an upgrade target for `serve`. */
 function asyncRoute(app: AsyncWebSocketApp): UpgradeTarget {
   const hook = app.connectHook();
-  const route = ((request: IncomingMessage, socket: Duplex, head: Buffer) => hook(request, socket, head)) as unknown as UpgradeTarget;
+  const route = ((request: UpgradeRequest, socket: Duplex, head: Buffer) => hook(request, socket, head)) as unknown as UpgradeTarget;
   route.shutdown = () => hook.shutdown();
   return route;
 }

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { UpgradeRequest } from './node/listener.js';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketError } from './protocol/errors.js';
@@ -19,7 +19,7 @@ export interface WebSocketHandlerOptions extends UpgradeOptions, StreamOptions {
  * from then on the route refuses upgrades with 503.
  */
 export interface WebSocketRoute<State = unknown> {
-  (request: IncomingMessage, socket: Duplex, head: Buffer, state: State): void;
+  (request: UpgradeRequest, socket: Duplex, head: Buffer, state: State): void;
   shutdown(code?: number, reason?: string): Promise<void>;
   /** The number of open connections this route accepted. */
   readonly connectionCount: number;
@@ -48,7 +48,7 @@ export function websocketHandler<State = unknown>(
 
   // Written as promise callbacks, not one async function, so that nothing keeps the
   // upgrade request and its head buffer alive for as long as the handler runs.
-  function run(request: IncomingMessage, socket: Duplex, head: Buffer, state: State): void {
+  function run(request: UpgradeRequest, socket: Duplex, head: Buffer, state: State): void {
     if (shutdownClose !== null) {
       refuseUpgrade(socket, 503, 'the server is shutting down');
       return;
@@ -90,7 +90,7 @@ export function websocketHandler<State = unknown>(
     void stream.close(1011);
   }
 
-  const route = ((request: IncomingMessage, socket: Duplex, head: Buffer, state: State) => {
+  const route = ((request: UpgradeRequest, socket: Duplex, head: Buffer, state: State) => {
     run(request, socket, head, state);
   }) as WebSocketRoute<State>;
   route.shutdown = async (code = 1001, reason = '') => {
@@ -106,10 +106,10 @@ export function websocketHandler<State = unknown>(
  * `server.on('upgrade', (req, socket, head) => handleUpgrade(req, socket, head, route))`.
  */
 export function handleUpgrade<State>(
-  request: IncomingMessage,
+  request: UpgradeRequest,
   socket: Duplex,
   head: Buffer,
-  route: (request: IncomingMessage, socket: Duplex, head: Buffer, state: State) => void,
+  route: (request: UpgradeRequest, socket: Duplex, head: Buffer, state: State) => void,
   state?: State,
 ): void {
   route(request, socket, head, state as State);

@@ -64,3 +64,9 @@ export {
 } from './async-app.js';
 export type { HeartbeatOptions } from './heartbeat.js';
 export { InProcessBroker, type Broker, type BrokerMembership, type BrokerListener } from './broker.js';
+export {
+  createUpgradeListener,
+  type UpgradeRequest,
+  type UpgradeListener,
+  type UpgradeListenerOptions,
+} from './node/listener.js';

@@ -57,7 +57,10 @@ function onSocketClose(this: BoundSocket): void {
   this[kBinding].transportGone();
 }
 function onSocketEnd(this: BoundSocket): void {
-  this[kBinding].endTransport();
+  // The peer ended its side. Our side ends after this turn, so that a close reply deferred
+  // for a close frame that came just before the end is still written first.
+  const binding = this[kBinding];
+  setImmediate(() => binding.endTransport());
 }
 
 export class SocketBinding implements ConnectionEvents {

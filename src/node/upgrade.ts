@@ -1,4 +1,5 @@
-import { validateHeaderName, validateHeaderValue, type IncomingMessage } from 'node:http';
+import { validateHeaderName, validateHeaderValue } from 'node:http';
+import type { UpgradeRequest } from './listener.js';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
@@ -32,18 +33,18 @@ export interface UpgradeOptions {
    */
   protocols?: readonly string[];
   /** Choose the subprotocol from the client's offers (in its order); overrides `protocols`. */
-  selectProtocol?: (offered: string[], request: IncomingMessage) => string | undefined;
+  selectProtocol?: (offered: string[], request: UpgradeRequest) => string | undefined;
   /**
    * Origins allowed to connect (exact `Origin` header values, e.g. `https://example.com`), or
    * a predicate. Requests from other origins get 403. Default: any origin.
    */
-  allowedOrigins?: readonly string[] | ((origin: string | undefined, request: IncomingMessage) => boolean);
+  allowedOrigins?: readonly string[] | ((origin: string | undefined, request: UpgradeRequest) => boolean);
   /**
    * Decide on each upgrade after the handshake headers are valid: return
    * `{ reject: { status, body, headers } }` to refuse with that HTTP response, or accept with
    * `{ data, protocol, headers }` (or nothing). A throw refuses with 500.
    */
-  onUpgrade?: (request: IncomingMessage) => UpgradeDecision | Promise<UpgradeDecision>;
+  onUpgrade?: (request: UpgradeRequest) => UpgradeDecision | Promise<UpgradeDecision>;
 }
 
 export interface AcceptedUpgrade {
@@ -83,7 +84,7 @@ function checkHeaders(headers: Record<string, string>): void {
  * rejection status outside 300-599), the error is logged and the client gets 500.
  */
 export async function acceptUpgrade(
-  request: IncomingMessage,
+  request: UpgradeRequest,
   socket: Duplex,
   options: UpgradeOptions,
 ): Promise<AcceptedUpgrade | null> {
@@ -96,7 +97,7 @@ export async function acceptUpgrade(
 }
 
 async function decideUpgrade(
-  request: IncomingMessage,
+  request: UpgradeRequest,
   socket: Duplex,
   options: UpgradeOptions,
 ): Promise<AcceptedUpgrade | null> {
