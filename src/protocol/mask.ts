@@ -1,12 +1,35 @@
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
+/** Ranges shorter than this are masked byte by byte: setting up word access costs more. */
+const WORD_THRESHOLD = 24;
+/** ArrayBuffers up to this size keep their word view cached (see `wordsOf`). */
+const CACHE_LIMIT = 256 * 1024;
+
+// Making a typed array view costs about as much as masking 100 bytes, so the word view of the
+// last ArrayBuffer is kept: the frames of one socket read all live in the same ArrayBuffer and
+// share one view. Only small buffers are cached, so at most CACHE_LIMIT bytes stay referenced.
+let cachedBuffer: ArrayBufferLike | null = null;
+let cachedWords: Int32Array | null = null;
+
+/** An Int32Array over the whole of `buffer` (word `w` is bytes `4w..4w+3`). */
+function wordsOf(buffer: ArrayBufferLike): Int32Array {
+  if (buffer === cachedBuffer) return cachedWords!;
+  const words = new Int32Array(buffer, 0, buffer.byteLength >>> 2);
+  if (buffer.byteLength <= CACHE_LIMIT) {
+    cachedBuffer = buffer;
+    cachedWords = words;
+  }
+  return words;
+}
+
 /**
  * XOR `length` bytes of `source` starting at `sourceOffset` with the 4-byte `key`, writing to
  * `target` at `targetOffset` (source and target may be the same buffer at the same offset).
  * Byte `j` of the range is XORed with `key[j & 3]`.
  *
- * The aligned middle is processed as 32-bit words. When source and target alignments differ
- * the bytes are first copied (memcpy is far cheaper than byte-wise XOR) and masked in place.
+ * The aligned middle is processed as 32-bit words through one view of the whole ArrayBuffer.
+ * Into another buffer, the bytes are first copied (memcpy is far cheaper than byte-wise XOR)
+ * and then masked in place.
  */
 export function maskInto(
   source: Uint8Array,
@@ -16,33 +39,56 @@ export function maskInto(
   length: number,
   key: Uint8Array,
 ): void {
-  if (length < 32) {
-    for (let i = 0; i < length; i++) target[targetOffset + i] = source[sourceOffset + i]! ^ key[i & 3]!;
+  if (length < WORD_THRESHOLD) {
+    const k0 = key[0]!;
+    const k1 = key[1]!;
+    const k2 = key[2]!;
+    const k3 = key[3]!;
+    let i = 0;
+    for (; i + 3 < length; i += 4) {
+      target[targetOffset + i] = source[sourceOffset + i]! ^ k0;
+      target[targetOffset + i + 1] = source[sourceOffset + i + 1]! ^ k1;
+      target[targetOffset + i + 2] = source[sourceOffset + i + 2]! ^ k2;
+      target[targetOffset + i + 3] = source[sourceOffset + i + 3]! ^ k3;
+    }
+    for (; i < length; i++) target[targetOffset + i] = source[sourceOffset + i]! ^ key[i & 3]!;
     return;
   }
-  const sourceAddress = source.byteOffset + sourceOffset;
-  const targetAddress = target.byteOffset + targetOffset;
-  if ((sourceAddress & 3) !== (targetAddress & 3)) {
+  if (source !== target || sourceOffset !== targetOffset) {
     target.set(source.subarray(sourceOffset, sourceOffset + length), targetOffset);
-    source = target;
-    sourceOffset = targetOffset;
   }
-  // Bring both to a 4-byte boundary so Uint32Array views line up.
-  const lead = (4 - (targetAddress & 3)) & 3;
+  maskWords(target, targetOffset, length, key);
+}
+
+/** Mask `length` (at least 4) bytes of `bytes` at `offset` in place, mostly as 32-bit words. */
+function maskWords(bytes: Uint8Array, offset: number, length: number, key: Uint8Array): void {
+  const address = bytes.byteOffset + offset;
+  // Bytes before the first 4-byte boundary.
+  const lead = (4 - (address & 3)) & 3;
   let i = 0;
-  for (; i < lead; i++) target[targetOffset + i] = source[sourceOffset + i]! ^ key[i & 3]!;
-  const words = (length - i) >>> 2;
+  for (; i < lead; i++) bytes[offset + i] ^= key[i & 3]!;
   // The key rotated so its lanes line up with bytes from `i`, in the host's byte order.
   const keyWord = LITTLE_ENDIAN
-    ? (key[i & 3]! | (key[(i + 1) & 3]! << 8) | (key[(i + 2) & 3]! << 16) | (key[(i + 3) & 3]! << 24)) >>> 0
-    : ((key[i & 3]! << 24) | (key[(i + 1) & 3]! << 16) | (key[(i + 2) & 3]! << 8) | key[(i + 3) & 3]!) >>> 0;
-  const src32 = new Uint32Array(source.buffer, source.byteOffset + sourceOffset + i, words);
-  const dst32 = src32.buffer === target.buffer && source.byteOffset + sourceOffset === target.byteOffset + targetOffset
-    ? src32
-    : new Uint32Array(target.buffer, target.byteOffset + targetOffset + i, words);
-  for (let w = 0; w < words; w++) dst32[w] = src32[w]! ^ keyWord;
-  i += words * 4;
-  for (; i < length; i++) target[targetOffset + i] = source[sourceOffset + i]! ^ key[i & 3]!;
+    ? key[i & 3]! | (key[(i + 1) & 3]! << 8) | (key[(i + 2) & 3]! << 16) | (key[(i + 3) & 3]! << 24)
+    : (key[i & 3]! << 24) | (key[(i + 1) & 3]! << 16) | (key[(i + 2) & 3]! << 8) | key[(i + 3) & 3]!;
+  const words = wordsOf(bytes.buffer);
+  const first = (address + i) >>> 2;
+  const end = first + ((length - i) >>> 2);
+  let w = first;
+  // Unrolled: V8 runs this about twice as fast as the one-word loop.
+  for (; w + 7 < end; w += 8) {
+    words[w] ^= keyWord;
+    words[w + 1] ^= keyWord;
+    words[w + 2] ^= keyWord;
+    words[w + 3] ^= keyWord;
+    words[w + 4] ^= keyWord;
+    words[w + 5] ^= keyWord;
+    words[w + 6] ^= keyWord;
+    words[w + 7] ^= keyWord;
+  }
+  for (; w < end; w++) words[w] ^= keyWord;
+  i += (end - first) << 2;
+  for (; i < length; i++) bytes[offset + i] ^= key[i & 3]!;
 }
 
 /** Mask (or unmask: the operation is its own inverse) `buffer` in place. */

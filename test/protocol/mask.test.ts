@@ -119,3 +119,28 @@ test('large buffers at every alignment match the reference', () => {
     }
   }
 });
+
+test('ranges of one ArrayBuffer and of others in turn (the word view is reused per buffer)', () => {
+  const key = KEYS[0]!;
+  const chunks = [Buffer.alloc(4096), Buffer.alloc(300), Buffer.alloc(4096 + 3).subarray(3), new Uint8Array(512 * 1024)];
+  for (const chunk of chunks) chunk.set(pattern(chunk.length, chunk.length));
+  const originals = chunks.map((chunk) => Uint8Array.from(chunk));
+  for (let round = 0; round < 3; round++) {
+    for (let c = 0; c < chunks.length; c++) {
+      const chunk = chunks[c]!;
+      // Frames of all sizes across the chunk, masked one after another.
+      let offset = 0;
+      for (let length = 1; offset + length <= chunk.length && length < 200; length += 7) {
+        maskInto(chunk, offset, chunk, offset, length, key);
+        assert.equal(
+          toHex(chunk.subarray(offset, offset + length)),
+          toHex(referenceMask(originals[c]!.subarray(offset, offset + length), key)),
+          `chunk ${c} round ${round} offset ${offset} length ${length}`,
+        );
+        maskInto(chunk, offset, chunk, offset, length, key);
+        offset += length + (length & 3);
+      }
+      assert.ok(Buffer.from(chunk).equals(Buffer.from(originals[c]!)), `chunk ${c} restored`);
+    }
+  }
+});
