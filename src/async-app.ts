@@ -1,5 +1,4 @@
 import { createUpgradeListener, type UpgradeListener, type UpgradeRequest } from './node/listener.js';
-import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer, ServerOptions as HttpsServerOptions } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
@@ -11,7 +10,7 @@ import { Message, type MessageLike } from './message.js';
 import { SocketBinding, DEFAULT_CLOSE_TIMEOUT_MS, type BindingEvents } from './node/socket.js';
 import { acceptUpgrade, type AcceptedUpgrade, type UpgradeDecision, type UpgradeOptions } from './node/upgrade.js';
 import { formatAddress, type CloseInfo } from './stream.js';
-import { parseAddress, urlHost } from './http/address.js';
+import { listen, parseAddress, readCertificate, urlHost } from './http/address.js';
 import { matchPath } from './http/match.js';
 import { HeartbeatSweep, type HeartbeatMember, type HeartbeatOptions } from './heartbeat.js';
 import { Topics, type TopicMember } from './topics.js';
@@ -1026,19 +1025,12 @@ export class AsyncWebSocketApp<State = undefined, StreamState = unknown> {
     try {
       let tls = options.tls;
       if (tls === undefined && this.#certPaths !== undefined) {
-        const [cert, key] = await Promise.all([readFile(this.#certPaths.cert), readFile(this.#certPaths.key)]);
-        tls = { cert, key };
+        tls = await readCertificate(this.#certPaths);
       }
       // Its own server reads the request head itself (no node:http per connection) and
       // answers anything but an upgrade with 426.
       const server = createUpgradeListener((request, socket, head) => this.handleUpgrade(request, socket, head), tls === undefined ? {} : { tls });
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
+      await listen(server, { host, port });
       server.on('error', (error: Error) => this.#hub.report(error, undefined));
       this.#server = server;
       this.#secure = tls !== undefined;

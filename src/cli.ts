@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createUpgradeListener, type UpgradeRequest } from './node/listener.js';
+import { listen } from './http/address.js';
 import { websocketHandler } from './handler.js';
 import { AsyncWebSocketApp } from './async-app.js';
 
@@ -73,10 +74,7 @@ async function serve(route: UpgradeTarget, flags: Flags, defaultPort: number): P
     (request, socket, head) => route(request, socket, head, undefined),
     tls ? { tls: { cert: readFileSync(flags.cert!), key: readFileSync(flags.key!) } } : {},
   );
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
+  await listen(server, { host, port });
   const address = server.address() as AddressInfo;
   const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   console.log(`listening on ${tls ? 'wss' : 'ws'}://${shownHost}:${address.port}`);

@@ -1,4 +1,5 @@
-import { isIP } from 'node:net';
+import { readFile } from 'node:fs/promises';
+import { isIP, type Server } from 'node:net';
 import { HttpAppError } from './errors.js';
 
 /** Where to listen: a host (`undefined` for every interface) and a port (0 for any free port). */
@@ -55,4 +56,21 @@ export function urlHost(host: string): string {
   if (host === '0.0.0.0') return '127.0.0.1';
   if (host === '::') return '[::1]';
   return isIP(host) === 6 ? `[${host}]` : host;
+}
+
+/** Start `server` listening and resolve once it is (reject with the listen error). */
+export function listen(server: Server, { host, port }: ListenAddress): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** Read a certificate and key (PEM files) for a TLS server. */
+export async function readCertificate(paths: { cert: string; key: string }): Promise<{ cert: Buffer; key: Buffer }> {
+  const [cert, key] = await Promise.all([readFile(paths.cert), readFile(paths.key)]);
+  return { cert, key };
 }

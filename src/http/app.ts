@@ -1,11 +1,10 @@
-import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Server as HttpsServer, ServerOptions as HttpsServerOptions } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { parseAddress, urlHost } from './address.js';
+import { listen, parseAddress, readCertificate, urlHost } from './address.js';
 import { HttpAppError } from './errors.js';
 import { matchPathCaptures } from './match.js';
 import { DEFAULT_MAX_BODY_SIZE, HttpRequest } from './request.js';
@@ -272,20 +271,13 @@ export class App<State = undefined> {
     try {
       let tls = options.tls;
       if (tls === undefined && this.#certPaths !== undefined) {
-        const [cert, key] = await Promise.all([readFile(this.#certPaths.cert), readFile(this.#certPaths.key)]);
-        tls = { cert, key };
+        tls = await readCertificate(this.#certPaths);
       }
       const onRequest = (req: IncomingMessage, res: ServerResponse): void => this.#onRequest(req, res);
       const server = tls === undefined ? createHttpServer(onRequest) : createHttpsServer(tls, onRequest);
       server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));
 
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
+      await listen(server, { host, port });
       server.on('error', (error: Error) => this.#report(error, undefined));
 
       this.#server = server;
