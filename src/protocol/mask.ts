@@ -95,3 +95,49 @@ function maskWords(bytes: Uint8Array, offset: number, length: number, key: Uint8
 export function maskInPlace(buffer: Uint8Array, key: Uint8Array): void {
   maskInto(buffer, 0, buffer, 0, buffer.length, key);
 }
+
+/**
+ * Unmask `length` bytes of `bytes` at `offset` in place, as `maskInto` does, and tell whether
+ * every unmasked byte is ASCII (below 0x80). Text that is all ASCII is valid UTF-8, so a
+ * receiver learns that for free while unmasking.
+ */
+export function unmaskAscii(bytes: Uint8Array, offset: number, length: number, key: Uint8Array): boolean {
+  const k0 = key[0]!;
+  const k1 = key[1]!;
+  const k2 = key[2]!;
+  const k3 = key[3]!;
+  let seen = 0;
+  if (length < WORD_THRESHOLD) {
+    let i = 0;
+    for (; i + 3 < length; i += 4) {
+      seen |= bytes[offset + i] = bytes[offset + i]! ^ k0;
+      seen |= bytes[offset + i + 1] = bytes[offset + i + 1]! ^ k1;
+      seen |= bytes[offset + i + 2] = bytes[offset + i + 2]! ^ k2;
+      seen |= bytes[offset + i + 3] = bytes[offset + i + 3]! ^ k3;
+    }
+    for (; i < length; i++) seen |= bytes[offset + i] = bytes[offset + i]! ^ key[i & 3]!;
+    return seen < 0x80;
+  }
+  const address = bytes.byteOffset + offset;
+  const lead = (4 - (address & 3)) & 3;
+  let i = 0;
+  for (; i < lead; i++) seen |= bytes[offset + i] = bytes[offset + i]! ^ key[i & 3]!;
+  const keyWord = LITTLE_ENDIAN
+    ? key[i & 3]! | (key[(i + 1) & 3]! << 8) | (key[(i + 2) & 3]! << 16) | (key[(i + 3) & 3]! << 24)
+    : (key[i & 3]! << 24) | (key[(i + 1) & 3]! << 16) | (key[(i + 2) & 3]! << 8) | key[(i + 3) & 3]!;
+  const words = wordsOf(bytes.buffer);
+  const first = (address + i) >>> 2;
+  const end = first + ((length - i) >>> 2);
+  let seenWords = 0;
+  let w = first;
+  for (; w + 3 < end; w += 4) {
+    seenWords |= words[w] = words[w]! ^ keyWord;
+    seenWords |= words[w + 1] = words[w + 1]! ^ keyWord;
+    seenWords |= words[w + 2] = words[w + 2]! ^ keyWord;
+    seenWords |= words[w + 3] = words[w + 3]! ^ keyWord;
+  }
+  for (; w < end; w++) seenWords |= words[w] = words[w]! ^ keyWord;
+  i += (end - first) << 2;
+  for (; i < length; i++) seen |= bytes[offset + i] = bytes[offset + i]! ^ key[i & 3]!;
+  return seen < 0x80 && (seenWords & 0x80808080) === 0;
+}

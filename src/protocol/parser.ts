@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import { WebSocketError } from './errors.js';
 import { CloseCode, MAX_HEADER_SIZE, Opcode } from './frame.js';
-import { maskInto } from './mask.js';
+import { maskInto, unmaskAscii } from './mask.js';
 import { Utf8Validator } from './utf8.js';
 
 /** What the parser reports. Calls happen synchronously inside `push`, in wire order. */
@@ -121,6 +121,13 @@ export class FrameParser {
       const wanted = this.payloadLength - this.received;
       const available = chunk.length - offset;
       if (available >= wanted) {
+        if (this.received === 0 && this.fin && (this.opcode === Opcode.Text || this.opcode === Opcode.Binary)) {
+          // The common case: a whole unfragmented message in this chunk.
+          this.inPayload = false;
+          this.wholeMessage(chunk, offset, wanted);
+          offset += wanted;
+          continue;
+        }
         const piece = wanted === 0 ? EMPTY : chunk.subarray(offset, offset + wanted);
         offset += wanted;
         this.payloadPiece(piece, true);
@@ -199,6 +206,19 @@ export class FrameParser {
     this.received = 0;
     this.textFrame = opcode === Opcode.Text || (opcode === Opcode.Continuation && this.messageOpcode === Opcode.Text);
     return size;
+  }
+
+  /** A complete unfragmented data frame at `chunk[start, start + length)`. */
+  private wholeMessage(chunk: Buffer, start: number, length: number): void {
+    const isText = this.opcode === Opcode.Text;
+    // Unmasking tells for free whether the payload is ASCII, which is valid UTF-8.
+    const ascii = this.masked && length > 0 && unmaskAscii(chunk, start, length, this.maskKey!);
+    const payload = length === 0 ? EMPTY : chunk.subarray(start, start + length);
+    if (isText && !ascii && !isUtf8(payload)) {
+      this.fail('WS_ERR_INVALID_UTF8', 'text message is not valid UTF-8', CloseCode.InvalidPayload);
+      return;
+    }
+    this.events.onMessage(payload, isText);
   }
 
   /** Take the next `piece` of the current payload; `last` when it completes the frame. */

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { maskInPlace, maskInto } from '../../src/protocol/mask.js';
+import { maskInPlace, maskInto, unmaskAscii } from '../../src/protocol/mask.js';
 import { hex, referenceMask, toHex } from './helpers.js';
 
 const KEYS = [hex('37fa213d'), hex('00000000'), hex('ffffffff'), hex('01020304'), hex('80ff7f00')];
@@ -141,6 +141,28 @@ test('ranges of one ArrayBuffer and of others in turn (the word view is reused p
         offset += length + (length & 3);
       }
       assert.ok(Buffer.from(chunk).equals(Buffer.from(originals[c]!)), `chunk ${c} restored`);
+    }
+  }
+});
+
+test('unmaskAscii unmasks like maskInto and reports whether every byte is below 0x80', () => {
+  for (const key of KEYS) {
+    for (let length = 0; length <= 70; length++) {
+      for (let a = 0; a < 4; a++) {
+        const ascii = Buffer.alloc(length, 'x');
+        const masked = at(a, length);
+        masked.set(referenceMask(ascii, key));
+        assert.equal(unmaskAscii(masked, 0, length, key), true, `ascii length ${length} at ${a}`);
+        assert.ok(Buffer.from(masked).equals(ascii));
+        for (let high = 0; high < length; high++) {
+          const data = Buffer.alloc(length, 'x');
+          data[high] = 0x80 | high;
+          const view = at(a, length + 2).subarray(1, 1 + length);
+          view.set(referenceMask(data, key));
+          assert.equal(unmaskAscii(view, 0, length, key), false, `byte ${high} of ${length} at ${a}`);
+          assert.ok(Buffer.from(view).equals(data), `unmasked ${high} of ${length} at ${a}`);
+        }
+      }
     }
   }
 });

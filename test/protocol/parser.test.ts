@@ -417,6 +417,29 @@ describe('parser: UTF-8 of text messages (1007)', () => {
     }
   });
 
+  test('one non-ASCII character or bad byte at every position of a whole frame, lengths 2-80', () => {
+    // Whole frames are checked while unmasking (ASCII needs nothing more); any byte at or
+    // above 0x80, in the byte-wise head, the word-wise middle or the tail, must still be seen.
+    for (let length = 2; length <= 80; length++) {
+      for (let at = 0; at + 2 <= length; at++) {
+        const good = Buffer.alloc(length, 'a');
+        good[at] = 0xc3;
+        good[at + 1] = 0xa9; // é
+        const bad = Buffer.alloc(length, 'a');
+        bad[at] = 0xff;
+        const p = recordingParser('server');
+        p.push(cframe({ opcode: OP.TEXT, payload: good }));
+        assert.deepEqual(p.events, [msg(good, true)], `é at ${at} of ${length}`);
+        const q = recordingParser('server');
+        q.push(cframe({ opcode: OP.TEXT, payload: bad }));
+        assert.deepEqual(q.events, [err('WS_ERR_INVALID_UTF8', 1007)], `ff at ${at} of ${length}`);
+        const r = recordingParser('server');
+        r.push(cframe({ opcode: OP.BINARY, payload: bad }));
+        assert.deepEqual(r.events, [msg(bad, false)], `binary ff at ${at} of ${length}`);
+      }
+    }
+  });
+
   test('invalid UTF-8 in a binary message is fine', () => {
     const p = recordingParser('server');
     p.push(cframe({ opcode: OP.BINARY, payload: hex('c0 80 ff ed a0 80') }));
