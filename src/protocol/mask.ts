@@ -2,6 +2,8 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /** Ranges shorter than this are masked byte by byte: setting up word access costs more. */
 const WORD_THRESHOLD = 24;
+/** The same for `unmaskAscii`, whose word path has less to set up. */
+const ASCII_WORD_THRESHOLD = 8;
 /** ArrayBuffers up to this size keep their word view cached (see `wordsOf`). */
 const CACHE_LIMIT = 256 * 1024;
 
@@ -10,6 +12,12 @@ const CACHE_LIMIT = 256 * 1024;
 // share one view. Only small buffers are cached, so at most CACHE_LIMIT bytes stay referenced.
 let cachedBuffer: ArrayBufferLike | null = null;
 let cachedWords: Int32Array | null = null;
+
+// The same for the last view passed to `unmaskAscii` (the read buffer the parser walks):
+// reading a view's `buffer` is not inlined by V8 and costs as much as masking 30 bytes.
+let cachedView: Uint8Array | null = null;
+let cachedViewWords: Int32Array | null = null;
+let cachedViewOffset = 0;
 
 /** An Int32Array over the whole of `buffer` (word `w` is bytes `4w..4w+3`). */
 function wordsOf(buffer: ArrayBufferLike): Int32Array {
@@ -107,7 +115,7 @@ export function unmaskAscii(bytes: Uint8Array, offset: number, length: number, k
   const k2 = key[2]!;
   const k3 = key[3]!;
   let seen = 0;
-  if (length < WORD_THRESHOLD) {
+  if (length < ASCII_WORD_THRESHOLD) {
     let i = 0;
     for (; i + 3 < length; i += 4) {
       seen |= bytes[offset + i] = bytes[offset + i]! ^ k0;
@@ -118,14 +126,28 @@ export function unmaskAscii(bytes: Uint8Array, offset: number, length: number, k
     for (; i < length; i++) seen |= bytes[offset + i] = bytes[offset + i]! ^ key[i & 3]!;
     return seen < 0x80;
   }
-  const address = bytes.byteOffset + offset;
+  let words: Int32Array;
+  let base: number;
+  if (bytes === cachedView) {
+    words = cachedViewWords!;
+    base = cachedViewOffset;
+  } else {
+    const buffer = bytes.buffer;
+    words = wordsOf(buffer);
+    base = bytes.byteOffset;
+    if (buffer.byteLength <= CACHE_LIMIT) {
+      cachedView = bytes;
+      cachedViewWords = words;
+      cachedViewOffset = base;
+    }
+  }
+  const address = base + offset;
   const lead = (4 - (address & 3)) & 3;
   let i = 0;
   for (; i < lead; i++) seen |= bytes[offset + i] = bytes[offset + i]! ^ key[i & 3]!;
   const keyWord = LITTLE_ENDIAN
     ? key[i & 3]! | (key[(i + 1) & 3]! << 8) | (key[(i + 2) & 3]! << 16) | (key[(i + 3) & 3]! << 24)
     : (key[i & 3]! << 24) | (key[(i + 1) & 3]! << 16) | (key[(i + 2) & 3]! << 8) | key[(i + 3) & 3]!;
-  const words = wordsOf(bytes.buffer);
   const first = (address + i) >>> 2;
   const end = first + ((length - i) >>> 2);
   let seenWords = 0;

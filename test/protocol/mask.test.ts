@@ -138,6 +138,15 @@ test('ranges of one ArrayBuffer and of others in turn (the word view is reused p
           `chunk ${c} round ${round} offset ${offset} length ${length}`,
         );
         maskInto(chunk, offset, chunk, offset, length, key);
+        // The same range through unmaskAscii (which keeps the view itself), masking it back.
+        const unmasked = referenceMask(originals[c]!.subarray(offset, offset + length), key);
+        assert.equal(unmaskAscii(chunk, offset, length, key), unmasked.every((byte) => byte < 0x80));
+        assert.equal(
+          toHex(chunk.subarray(offset, offset + length)),
+          toHex(referenceMask(originals[c]!.subarray(offset, offset + length), key)),
+          `unmaskAscii chunk ${c} round ${round} offset ${offset} length ${length}`,
+        );
+        maskInto(chunk, offset, chunk, offset, length, key);
         offset += length + (length & 3);
       }
       assert.ok(Buffer.from(chunk).equals(Buffer.from(originals[c]!)), `chunk ${c} restored`);
