@@ -9,9 +9,9 @@ try {
   console.error(`import failed: ${err.message}`);
   process.exit(2);
 }
-const { App, websocketHandler } = lib;
-if (typeof App !== 'function' || typeof websocketHandler !== 'function') {
-  console.error('import failed: dist/index.js does not export App and websocketHandler');
+const { createUpgradeListener, websocketHandler } = lib;
+if (typeof createUpgradeListener !== 'function' || typeof websocketHandler !== 'function') {
+  console.error('import failed: dist/index.js does not export createUpgradeListener and websocketHandler');
   process.exit(2);
 }
 
@@ -35,6 +35,9 @@ if (scenario === 'broadcast') {
   };
 }
 
-const app = new App().withWebsocketRoute('/*', websocketHandler(handler));
-await app.run('127.0.0.1:0');
-console.log(app.address.port);
+// The per-connection handler on the library's own upgrade listener, as `humphrey-ws echo`
+// runs it (the HTTP App puts node:http in front of every connection instead).
+const route = websocketHandler(handler);
+const server = createUpgradeListener((request, socket, head) => route(request, socket, head, undefined));
+await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+console.log(server.address().port);
