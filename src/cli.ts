@@ -20,6 +20,10 @@ commands:
     --cert FILE --key FILE    as above
     --heartbeat MS            ping every MS ms, drop clients silent for 2*MS ms (default off)
     --max-message-size BYTES  as above
+    --max-buffered-amount BYTES  bytes a client may have waiting before the policy applies
+                              (default 8388608)
+    --backpressure drop|close what happens to a client over that: skip it, or close it with
+                              1008 (default drop; skipped deliveries are counted)
 `;
 
 type Flags = Record<string, string>;
@@ -131,10 +135,17 @@ export async function main(args: string[]): Promise<void> {
       return;
     }
     case 'broadcast': {
-      checkKnown(flags, ['host', 'port', 'cert', 'key', 'max-message-size', 'heartbeat']);
+      checkKnown(flags, ['host', 'port', 'cert', 'key', 'max-message-size', 'heartbeat', 'max-buffered-amount', 'backpressure']);
       const maxMessageSize = integerFlag(flags, 'max-message-size', 64 * 1024 * 1024);
       const heartbeatMs = integerFlag(flags, 'heartbeat', 0);
-      const app = AsyncWebSocketApp.unlinked(undefined, { maxMessageSize })
+      // A broadcast server's clients read at different speeds: give each room for a burst,
+      // while one that stops reading still costs at most this much memory.
+      const maxBufferedAmount = integerFlag(flags, 'max-buffered-amount', 8 * 1024 * 1024);
+      const backpressure = flags.backpressure ?? 'drop';
+      if (backpressure !== 'drop' && backpressure !== 'close') {
+        throw new Error(`--backpressure must be drop or close, got ${JSON.stringify(backpressure)}`);
+      }
+      const app = AsyncWebSocketApp.unlinked(undefined, { maxMessageSize, maxBufferedAmount, backpressure })
         .withMessageHandler((stream, message) => stream.broadcast(message));
       if (heartbeatMs > 0) app.withHeartbeat({ intervalMs: heartbeatMs, timeoutMs: 2 * heartbeatMs });
       await serve(asyncRoute(app), flags, 9002);

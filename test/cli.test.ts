@@ -55,7 +55,7 @@ describe('humphrey-ws echo', () => {
   });
 
   it('refuses bad arguments with a message and a non-zero exit', () => {
-    for (const args of [['echo', '--port', 'abc'], ['echo', '--nope', '1'], ['frobnicate'], ['echo', '--mode', 'threads']]) {
+    for (const args of [['echo', '--port', 'abc'], ['echo', '--nope', '1'], ['frobnicate'], ['echo', '--mode', 'threads'], ['broadcast', '--backpressure', 'maybe']]) {
       const result = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
       assert.notEqual(result.status, 0, args.join(' '));
       assert.ok(result.stderr.length > 0, `explains ${args.join(' ')}`);
