@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream';
 import { Connection, type ConnectionEvents, type ConnectionOptions, type Role } from '../protocol/connection.js';
 import { WebSocketError } from '../protocol/errors.js';
+import { COPY_THRESHOLD, headerSize, writeHeader } from '../protocol/frame.js';
 
 /** What a `SocketBinding` reports to the layer above (the stream or the event app). */
 export interface BindingEvents {
@@ -22,6 +23,10 @@ export const DEFAULT_CLOSE_TIMEOUT_MS = 5000;
 const EMPTY = Buffer.alloc(0);
 /** Pending output above this is written with the socket corked instead of joined first. */
 const JOIN_LIMIT = 64 * 1024;
+/** Frames (and written bytes) up to this size are copied into the output buffer; larger payloads are kept by reference. */
+const COPY_LIMIT = COPY_THRESHOLD;
+/** Size of a connection's first output buffer in a turn; later ones double, up to JOIN_LIMIT. */
+const OUT_INITIAL = 1024;
 
 // Output produced while handling one turn of the event loop (every socket read in one poll,
 // every promise continuation after them) is held and written once per connection in the
@@ -68,8 +73,16 @@ export class SocketBinding implements ConnectionEvents {
   readonly connection: Connection;
   private readonly events: BindingEvents;
   private readonly closeTimeoutMs: number;
+  // Output of this turn: frames are encoded into `out` (between `outStart` and `outLength`);
+  // `pending` holds what came before that region, in order (filled output buffers, large
+  // payloads kept by reference). All of it is written in the turn's flush.
+  private out: Buffer | null = null;
+  private outStart = 0;
+  private outLength = 0;
   private pending: Buffer[] | null = null;
   private pendingBytes = 0;
+  /** Output is waiting for this turn's flush. */
+  private queued = false;
   private closeTimer: NodeJS.Timeout | null = null;
   private ended = false;
   private finished = false;
@@ -127,27 +140,91 @@ export class SocketBinding implements ConnectionEvents {
     if (bytes.length > 0) this.connection.receive(bytes);
   }
 
-  /** Queue raw bytes to the socket; they are written in this turn's flush. */
+  /**
+   * Queue raw bytes to the socket; they are written in this turn's flush. Small ones are
+   * copied (the caller may reuse them), large ones kept by reference until written.
+   */
   write(bytes: Buffer): void {
     if (this.finished) return;
-    if (this.pending === null) {
-      this.pending = [bytes];
-      dirty.push(this);
-      if (!flushScheduled) {
-        flushScheduled = true;
-        setImmediate(flushAll);
-      }
+    if (!this.queued) this.schedule();
+    const length = bytes.length;
+    if (length <= COPY_LIMIT) {
+      const out = this.room(length);
+      out.set(bytes, this.outLength);
+      this.outLength += length;
     } else {
-      this.pending.push(bytes);
+      this.cut();
+      (this.pending ??= []).push(bytes);
     }
-    this.pendingBytes += bytes.length;
+    this.pendingBytes += length;
+  }
+
+  /**
+   * @internal Connection event: an unmasked frame, encoded here straight into the output
+   * buffer (no buffer per frame). A payload over COPY_LIMIT is kept by reference, not copied.
+   */
+  writeFrame(opcode: number, payload: Uint8Array, fin: boolean): void {
+    if (this.finished) return;
+    if (!this.queued) this.schedule();
+    const length = payload.length;
+    const size = headerSize(length, false);
+    if (length <= COPY_LIMIT) {
+      const out = this.room(size + length);
+      const at = writeHeader(out, this.outLength, opcode, length, fin, false, undefined);
+      if (length < 64) {
+        for (let i = 0; i < length; i++) out[at + i] = payload[i]!;
+      } else {
+        out.set(payload, at);
+      }
+      this.outLength = at + length;
+    } else {
+      const out = this.room(size);
+      this.outLength = writeHeader(out, this.outLength, opcode, length, fin, false, undefined);
+      this.cut();
+      (this.pending ??= []).push(Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, length));
+    }
+    this.pendingBytes += size + length;
+  }
+
+  private schedule(): void {
+    this.queued = true;
+    dirty.push(this);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flushAll);
+    }
+  }
+
+  /** The output buffer, with room for `size` more bytes at `outLength`. */
+  private room(size: number): Buffer {
+    let out = this.out;
+    if (out !== null && this.outLength + size <= out.length) return out;
+    this.cut();
+    const next = out === null ? OUT_INITIAL : Math.min(out.length * 2, JOIN_LIMIT);
+    out = this.out = Buffer.allocUnsafe(Math.max(next, size));
+    this.outStart = 0;
+    this.outLength = 0;
+    return out;
+  }
+
+  /** Move the filled part of the output buffer to `pending` (before something by reference). */
+  private cut(): void {
+    if (this.outLength > this.outStart) {
+      (this.pending ??= []).push(this.out!.subarray(this.outStart, this.outLength));
+      this.outStart = this.outLength;
+    }
   }
 
   /** Write what is pending now (normally called by the turn's flush). */
   flush(): void {
+    if (!this.queued) return;
+    this.queued = false;
+    const tail = this.outLength > this.outStart ? this.out!.subarray(this.outStart, this.outLength) : null;
     const chunks = this.pending;
-    if (chunks === null) return;
     const total = this.pendingBytes;
+    this.out = null;
+    this.outStart = 0;
+    this.outLength = 0;
     this.pending = null;
     this.pendingBytes = 0;
     const socket = this.socket;
@@ -157,11 +234,15 @@ export class SocketBinding implements ConnectionEvents {
     // has left.
     const waiters = this.drainWaiters;
     const written = waiters !== null && waiters.length > 0 ? (this.onWritten ??= () => this.drained()) : undefined;
-    if (chunks.length === 1) {
+    if (chunks === null) {
+      if (tail !== null) socket.write(tail, written);
+    } else if (tail === null && chunks.length === 1) {
       socket.write(chunks[0]!, written);
     } else if (total <= JOIN_LIMIT) {
+      if (tail !== null) chunks.push(tail);
       socket.write(Buffer.concat(chunks, total), written);
     } else {
+      if (tail !== null) chunks.push(tail);
       socket.cork();
       const last = chunks.length - 1;
       for (let i = 0; i < last; i++) socket.write(chunks[i]!);
@@ -187,7 +268,7 @@ export class SocketBinding implements ConnectionEvents {
       this.drainWaiters.push(check);
       // Nothing of ours is waiting to be flushed and the socket will not emit 'drain' (its
       // own high-water mark is above `limit`): be told when what it holds has been written.
-      if (this.pending === null && !this.socket.writableNeedDrain && !this.socket.writableEnded) {
+      if (!this.queued && !this.socket.writableNeedDrain && !this.socket.writableEnded) {
         this.socket.write(EMPTY, onWritten);
       }
     });
@@ -236,7 +317,7 @@ export class SocketBinding implements ConnectionEvents {
   endTransport(): void {
     if (this.ended) return;
     this.ended = true;
-    if (this.pending === null && !this.socket.destroyed) this.socket.end();
+    if (!this.queued && !this.socket.destroyed) this.socket.end();
     this.startCloseTimer();
   }
 
@@ -254,6 +335,10 @@ export class SocketBinding implements ConnectionEvents {
   /** @internal */
   transportGone(): void {
     this.finished = true;
+    this.queued = false;
+    this.out = null;
+    this.outStart = 0;
+    this.outLength = 0;
     this.pending = null;
     this.pendingBytes = 0;
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);

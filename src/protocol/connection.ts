@@ -14,6 +14,13 @@ export type ConnectionState = 'open' | 'closing' | 'closed';
 export interface ConnectionEvents {
   /** Send these bytes to the peer, in order. Frames may come as a header and a payload. */
   write(bytes: Buffer): void;
+  /**
+   * Optional, used by a server's connection for every frame it sends when present: send one
+   * unmasked frame, which the owner encodes itself (with `writeHeader`), e.g. straight into
+   * its output buffer instead of a buffer per frame. It must not modify `payload`, and may
+   * keep it until written. Without it, frames are encoded here and passed to `write`.
+   */
+  writeFrame?(opcode: number, payload: Uint8Array, fin: boolean): void;
   /** A complete, validated data message. */
   onMessage(payload: Buffer, isText: boolean): void;
   /** A ping arrived (the pong has already been written). */
@@ -80,11 +87,14 @@ export class Connection implements ParserEvents {
   private closeSent = false;
   /** Whether an outgoing fragmented message is open, and of which kind. */
   private sendingFragmented: 0 | 1 | 2 = 0;
+  /** Frames go to `events.writeFrame` (a server whose owner encodes them). */
+  private readonly ownerEncodes: boolean;
 
   constructor(events: ConnectionEvents, options: ConnectionOptions) {
     this.role = options.role;
     this.events = events;
     this.defer = options.defer ?? runNow;
+    this.ownerEncodes = this.role === 'server' && typeof events.writeFrame === 'function';
     // The connection is the parser's event sink itself: no per-connection closures.
     this.parser = new FrameParser(this, options);
   }
@@ -213,6 +223,10 @@ export class Connection implements ParserEvents {
   }
 
   private writeFrame(opcode: number, payload: Uint8Array, fin: boolean): void {
+    if (this.ownerEncodes) {
+      this.events.writeFrame!(opcode, payload, fin);
+      return;
+    }
     const maskKey = this.role === 'client' ? nextMaskKey() : undefined;
     const frames = encodeFrame(opcode, payload, { fin, maskKey });
     this.events.write(frames[0]!);

@@ -243,6 +243,33 @@ describe('connection: sending', () => {
     assert.deepEqual(s.events, []);
   });
 
+  test('a server whose owner has writeFrame gets every frame there, unencoded; a client never does', () => {
+    const framed: string[] = [];
+    const written: string[] = [];
+    const events = {
+      write: (b: Buffer) => written.push(b.toString('hex')),
+      writeFrame: (opcode: number, payload: Uint8Array, fin: boolean) => framed.push(`${opcode} ${Buffer.from(payload).toString()} ${fin}`),
+      onMessage() {},
+      onClose() {},
+      closeTransport() {},
+    };
+    const server = new Connection(events, { role: 'server' });
+    server.send(Buffer.from('hi'), true);
+    server.sendFragment(Buffer.from('a'), false, false);
+    server.sendFragment(Buffer.from('b'), false, true);
+    server.ping(Buffer.from('p'));
+    server.receive(cframe({ opcode: OP.PING, payload: 'q' }));
+    server.sendEncoded(hex('8100'));
+    server.close(1000);
+    assert.deepEqual(framed, ['1 hi true', '2 a false', '0 b true', '9 p true', '10 q true', `8 ${Buffer.from([3, 232]).toString()} true`]);
+    assert.deepEqual(written, ['8100'], 'pre-encoded frames still go to write');
+    const client = new Connection(events, { role: 'client' });
+    framed.length = 0;
+    client.send(Buffer.from('hi'), true);
+    assert.deepEqual(framed, []);
+    assert.equal(written.length, 2);
+  });
+
   test('client frames are masked with a fresh key each', () => {
     const c = recordingConnection('client');
     c.conn.send(Buffer.from('Hello'), true);
