@@ -171,7 +171,8 @@ export class SocketBinding implements ConnectionEvents {
     if (length <= COPY_LIMIT) {
       const out = this.room(size + length);
       const at = writeHeader(out, this.outLength, opcode, length, fin, false, undefined);
-      if (length < 64) {
+      if (length < 16) {
+        // A byte loop costs about 1 ns a byte, TypedArray#set about 16 ns whatever the size.
         for (let i = 0; i < length; i++) out[at + i] = payload[i]!;
       } else {
         out.set(payload, at);
