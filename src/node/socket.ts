@@ -23,7 +23,7 @@ export const DEFAULT_CLOSE_TIMEOUT_MS = 5000;
 const EMPTY = Buffer.alloc(0);
 /** Pending output above this is written with the socket corked instead of joined first. */
 const JOIN_LIMIT = 64 * 1024;
-/** Frames (and written bytes) up to this size are copied into the output buffer; larger payloads are kept by reference. */
+/** Frame payloads up to this size are copied into the output buffer; larger ones are kept by reference. */
 const COPY_LIMIT = COPY_THRESHOLD;
 /** Size of a connection's first output buffer in a turn; later ones double, up to JOIN_LIMIT. */
 const OUT_INITIAL = 1024;
@@ -42,6 +42,27 @@ function flushAll(): void {
   for (let i = 0; i < bindings.length; i++) bindings[i]!.flush();
   bindings.length = 0;
   spare = bindings;
+  lastJoinedChunks = null;
+  lastJoined = null;
+}
+
+// A broadcast hands every receiver the same frame buffers, so consecutive connections in a
+// flush often have identical pending lists: the join made for one is written to the next.
+let lastJoinedChunks: Buffer[] | null = null;
+let lastJoined: Buffer | null = null;
+
+/** `chunks` joined into one buffer of `total` bytes, shared with the previous identical list. */
+function join(chunks: Buffer[], total: number): Buffer {
+  const previous = lastJoinedChunks;
+  if (previous !== null && previous.length === chunks.length) {
+    let i = 0;
+    while (i < chunks.length && chunks[i] === previous[i]) i++;
+    if (i === chunks.length) return lastJoined!;
+  }
+  const joined = Buffer.concat(chunks, total);
+  lastJoinedChunks = chunks;
+  lastJoined = joined;
+  return joined;
 }
 
 /**
@@ -141,22 +162,15 @@ export class SocketBinding implements ConnectionEvents {
   }
 
   /**
-   * Queue raw bytes to the socket; they are written in this turn's flush. Small ones are
-   * copied (the caller may reuse them), large ones kept by reference until written.
+   * Queue raw bytes to the socket (kept by reference: do not modify them); they are written in
+   * this turn's flush.
    */
   write(bytes: Buffer): void {
     if (this.finished) return;
     if (!this.queued) this.schedule();
-    const length = bytes.length;
-    if (length <= COPY_LIMIT) {
-      const out = this.room(length);
-      out.set(bytes, this.outLength);
-      this.outLength += length;
-    } else {
-      this.cut();
-      (this.pending ??= []).push(bytes);
-    }
-    this.pendingBytes += length;
+    this.cut();
+    (this.pending ??= []).push(bytes);
+    this.pendingBytes += bytes.length;
   }
 
   /**
@@ -241,7 +255,7 @@ export class SocketBinding implements ConnectionEvents {
       socket.write(chunks[0]!, written);
     } else if (total <= JOIN_LIMIT) {
       if (tail !== null) chunks.push(tail);
-      socket.write(Buffer.concat(chunks, total), written);
+      socket.write(join(chunks, total), written);
     } else {
       if (tail !== null) chunks.push(tail);
       socket.cork();

@@ -83,13 +83,23 @@ describe('SocketBinding output', () => {
     assert.ok(socket.writes.flat().some((chunk) => chunk === large), 'the payload itself was written, not a copy');
   });
 
-  test('small raw writes are copied: the caller may reuse its buffer at once', async () => {
-    const { socket, binding } = bind();
-    const frame = frameBytes(Buffer.from('abc'), true);
-    binding.connection.sendEncoded(frame);
-    frame.fill(0);
+  test('a broadcast: connections with the same frames this turn are written one shared buffer', async () => {
+    const frames = ['a', 'bb', 'ccc'].map((t) => frameBytes(Buffer.from(t), true));
+    const pairs = Array.from({ length: 5 }, () => bind());
+    for (const frame of frames) for (const { binding } of pairs) binding.connection.sendEncoded(frame);
+    // One connection also gets a frame of its own, in the middle.
+    pairs[2]!.binding.connection.send(Buffer.from('own'), true);
+    pairs[2]!.binding.connection.sendEncoded(frames[0]!);
     await turn();
-    assert.ok(socket.bytes.equals(frameBytes(Buffer.from('abc'), true)));
+    const all = Buffer.concat(frames);
+    const own = Buffer.concat([all, frameBytes(Buffer.from('own'), true), frames[0]!]);
+    pairs.forEach(({ socket }, i) => {
+      assert.equal(socket.writes.length, 1);
+      assert.ok(socket.bytes.equals(i === 2 ? own : all), `connection ${i}`);
+    });
+    const written = pairs.map(({ socket }) => socket.writes[0]![0]!);
+    assert.equal(written[0], written[1], 'the join is shared');
+    assert.equal(written[3], written[4], 'and shared again after a different list');
   });
 
   test('a flush in the middle of a turn writes what is queued so far; later frames leave in the turn flush', async () => {
