@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import { WebSocketError } from './protocol/errors.js';
+import { encodeFrame, Opcode } from './protocol/frame.js';
 
 /**
  * One WebSocket message: text or binary. Text keeps whichever form it was made from (a string
@@ -11,6 +12,12 @@ export class Message {
   readonly isText: boolean;
   private payload: Buffer | undefined;
   private string: string | undefined;
+  /**
+   * The unmasked frame for this message: `undefined` until a server sent it, `null` after one
+   * send, then the frame, built on the second send and shared by every later one (a message
+   * sent to many connections is framed once).
+   */
+  private serverFrame: Buffer | null | undefined = undefined;
 
   private constructor(isText: boolean, payload: Buffer | undefined, string: string | undefined) {
     this.isText = isText;
@@ -59,6 +66,21 @@ export class Message {
   /** The payload bytes (UTF-8 for text). Not a copy: do not modify it. */
   bytes(): Buffer {
     return (this.payload ??= Buffer.from(this.string!, 'utf8'));
+  }
+
+  /**
+   * @internal The frame a server sends for this message, or `null` the first time it is asked
+   * (a message sent once is encoded straight into the connection's output instead).
+   */
+  frameForServer(): Buffer | null {
+    const frame = this.serverFrame;
+    if (frame !== undefined && frame !== null) return frame;
+    if (frame === undefined) {
+      this.serverFrame = null;
+      return null;
+    }
+    const parts = encodeFrame(this.isText ? Opcode.Text : Opcode.Binary, this.bytes());
+    return (this.serverFrame = parts.length === 1 ? parts[0]! : Buffer.concat(parts));
   }
 
   /** Payload size in bytes. */

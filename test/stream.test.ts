@@ -11,6 +11,7 @@ import { once } from 'node:events';
 import { connect } from '../src/node/client.js';
 import { Message } from '../src/message.js';
 import { WebSocketError } from '../src/protocol/errors.js';
+import { encodeFrame, Opcode } from '../src/protocol/frame.js';
 import type { CloseInfo, WebSocketStream } from '../src/stream.js';
 import type { WebSocketHandler, WebSocketHandlerOptions } from '../src/handler.js';
 import {
@@ -234,6 +235,28 @@ describe('WebSocketStream: sending', () => {
       [true, Buffer.from('valid utf8').toString('hex')],
     ]);
     await client.close();
+  });
+
+  test('one Message sent to many connections (framed once after its first send) arrives whole at each', async () => {
+    const { server, next } = await serveCapture();
+    const clients = await Promise.all(Array.from({ length: 4 }, () => connect(`${server.url}/`)));
+    const streams: WebSocketStream[] = [];
+    for (let i = 0; i < clients.length; i++) streams.push(await next());
+    const messages = [Message.text('hello é'), Message.binary(binaryPayload(70000)), Message.binary(new Uint8Array(0))];
+    for (const message of messages) for (const stream of streams) await withTimeout(stream.send(message), 5000, 'send');
+    // A client sending the same Message several times still masks each frame itself.
+    const echo = Message.text('from the client');
+    await clients[0]!.send(echo);
+    await clients[0]!.send(echo);
+    for (const client of clients) {
+      for (const message of messages) {
+        const got = await withTimeout(client.recv(), 5000, 'client recv');
+        assert.equal(got.isText, message.isText);
+        assert.ok(got.bytes().equals(message.bytes()));
+      }
+    }
+    for (let i = 0; i < 2; i++) assert.equal((await withTimeout(streams[0]!.recv(), 5000, 'server recv')).text(), 'from the client');
+    await Promise.all(clients.map((client) => client.close()));
   });
 
   test('send() after close rejects with WS_ERR_CLOSED, on both sides', async () => {
@@ -715,5 +738,15 @@ describe('Message', () => {
     assert.deepEqual(text.bytes(), Buffer.from([0xe2, 0x82, 0xac, 0x20, 0x61, 0x6e, 0x64, 0x20, 0xf0, 0x9f, 0x98, 0x80]));
     assert.equal(text.byteLength, 12);
     assert.equal(String(text), '€ and 😀');
+  });
+
+  test('frameForServer: null on the first send, then one frame kept for every later send', () => {
+    for (const message of [Message.text('héllo'), Message.binary(binaryPayload(20000)), Message.binary(Buffer.alloc(0))]) {
+      assert.equal(message.frameForServer(), null);
+      const frame = message.frameForServer();
+      assert.ok(frame !== null);
+      assert.ok(frame.equals(Buffer.concat(encodeFrame(message.isText ? Opcode.Text : Opcode.Binary, message.bytes()))));
+      assert.equal(message.frameForServer(), frame);
+    }
   });
 });
