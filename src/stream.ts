@@ -60,7 +60,6 @@ export class WebSocketStream implements AsyncIterable<Message> {
   data: unknown;
 
   private readonly binding: SocketBinding;
-  private readonly isServer: boolean;
   private readonly highWaterMark: number;
   private readonly maxQueuedBytes: number;
   // Received messages not taken yet; allocated when first needed.
@@ -92,7 +91,6 @@ export class WebSocketStream implements AsyncIterable<Message> {
     this.data = extra.data;
     this.highWaterMark = options.highWaterMark ?? 64 * 1024;
     this.maxQueuedBytes = options.maxQueuedBytes ?? 1024 * 1024;
-    this.isServer = role === 'server';
     this.binding = new SocketBinding(socket, this, { role, maxMessageSize: options.maxMessageSize, closeTimeoutMs: options.closeTimeoutMs });
     this.binding.receive(head);
   }
@@ -192,7 +190,7 @@ export class WebSocketStream implements AsyncIterable<Message> {
       if (typeof message === 'string') connection.send(Buffer.from(message, 'utf8'), true);
       else if (message instanceof Message) {
         // A Message sent to many connections (a broadcast loop) is framed once, on its second send.
-        const frame = this.isServer ? message.frameForServer() : null;
+        const frame = connection.role === 'server' ? message.frameForServer() : null;
         if (frame !== null) connection.sendEncoded(frame);
         else connection.send(message.bytes(), message.isText);
       } else connection.send(message, false);

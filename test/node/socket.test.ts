@@ -71,6 +71,23 @@ describe('SocketBinding output', () => {
     }
   });
 
+  test('bytes already handed to the socket are never overwritten by later turns', async () => {
+    const pairs = Array.from({ length: 3 }, () => bind());
+    const expected: Buffer[][] = pairs.map(() => []);
+    for (let round = 0; round < 20; round++) {
+      pairs.forEach(({ binding }, i) => {
+        for (let k = 0; k < 1 + ((round + i) % 7); k++) {
+          const p = payload(10 + ((round * 13 + k * 7 + i) % 300), round * 10 + k);
+          binding.connection.send(p, false);
+          expected[i]!.push(frameBytes(p, false));
+        }
+      });
+      await turn();
+    }
+    // The recorded writes are the very buffers handed over; they must still hold what was sent.
+    pairs.forEach(({ socket }, i) => assert.ok(socket.bytes.equals(Buffer.concat(expected[i]!)), `connection ${i}`));
+  });
+
   test('a large payload is written by reference, between the frames around it', async () => {
     const { socket, binding } = bind();
     const small = payload(10, 1);
