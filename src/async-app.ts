@@ -225,6 +225,20 @@ class Peer implements BindingEvents, TopicMember, HeartbeatMember {
     if (this.queue !== null) this.drain();
   }
 
+  onMessageParts(parts: Buffer[], _length: number, isText: boolean): void {
+    this.heartbeatSeen = true;
+    if (this.busy) {
+      this.enqueue(Message.fromReceivedParts(parts, isText));
+      return;
+    }
+    const handler = this.hub.messageHandler;
+    if (handler === null) return;
+    this.busy = true;
+    if (this.invoke(handler, Message.fromReceivedParts(parts, isText))) return;
+    this.busy = false;
+    if (this.queue !== null) this.drain();
+  }
+
   onPong(): void {
     this.heartbeatSeen = true;
   }
@@ -564,6 +578,13 @@ class Hub {
       payload = Buffer.from(message, 'utf8');
       isText = true;
     } else if (message instanceof Message) {
+      const parts = message.unjoinedParts();
+      if (parts !== undefined) {
+        // Received in pieces: sent on as they are, without joining them.
+        if (!this.hasRoom(peer, message.byteLength)) return SKIPPED_ONE;
+        connection.sendParts(parts, message.isText);
+        return QUEUED_ONE;
+      }
       payload = message.bytes();
       isText = message.isText;
     } else {

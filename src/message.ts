@@ -12,6 +12,8 @@ export class Message {
   readonly isText: boolean;
   private payload: Buffer | undefined;
   private string: string | undefined;
+  /** A received message that arrived in pieces, until something needs it in one buffer. */
+  private parts: Buffer[] | undefined;
   /**
    * The unmasked frame for this message: `undefined` until a server sent it, `null` after one
    * send, then the frame, built on the second send and shared by every later one (a message
@@ -19,10 +21,11 @@ export class Message {
    */
   private serverFrame: Buffer | null | undefined = undefined;
 
-  private constructor(isText: boolean, payload: Buffer | undefined, string: string | undefined) {
+  private constructor(isText: boolean, payload: Buffer | undefined, string: string | undefined, parts?: Buffer[]) {
     this.isText = isText;
     this.payload = payload;
     this.string = string;
+    this.parts = parts;
   }
 
   /** A message from a string (text) or bytes (text when they are valid UTF-8, else binary). */
@@ -47,7 +50,20 @@ export class Message {
 
   /** @internal A received message; the payload was validated already. */
   static fromReceived(payload: Buffer, isText: boolean): Message {
-    return new Message(isText, payload, undefined);
+    return new Message(isText, payload, undefined, undefined);
+  }
+
+  /**
+   * @internal A received message that arrived in pieces (validated already). They are joined
+   * only when the bytes are asked for; sending it on writes the pieces as they are.
+   */
+  static fromReceivedParts(parts: Buffer[], isText: boolean): Message {
+    return new Message(isText, undefined, undefined, parts);
+  }
+
+  /** @internal The pieces of a received message not joined yet, else undefined. */
+  unjoinedParts(): Buffer[] | undefined {
+    return this.parts;
   }
 
   /**
@@ -56,7 +72,7 @@ export class Message {
    */
   text(): string {
     if (this.string === undefined) {
-      const bytes = this.payload!;
+      const bytes = this.bytes();
       if (!this.isText && !isUtf8(bytes)) throw new WebSocketError('WS_ERR_INVALID_UTF8', 'binary message is not valid UTF-8');
       this.string = bytes.toString('utf8');
     }
@@ -65,7 +81,14 @@ export class Message {
 
   /** The payload bytes (UTF-8 for text). Not a copy: do not modify it. */
   bytes(): Buffer {
-    return (this.payload ??= Buffer.from(this.string!, 'utf8'));
+    return (this.payload ??= this.join());
+  }
+
+  private join(): Buffer {
+    const parts = this.parts;
+    if (parts === undefined) return Buffer.from(this.string!, 'utf8');
+    this.parts = undefined;
+    return Buffer.concat(parts);
   }
 
   /**
@@ -85,7 +108,12 @@ export class Message {
 
   /** Payload size in bytes. */
   get byteLength(): number {
-    return this.payload !== undefined ? this.payload.length : Buffer.byteLength(this.string!);
+    if (this.payload !== undefined) return this.payload.length;
+    const parts = this.parts;
+    if (parts === undefined) return Buffer.byteLength(this.string!);
+    let length = 0;
+    for (let i = 0; i < parts.length; i++) length += parts[i]!.length;
+    return length;
   }
 
   toString(): string {

@@ -191,8 +191,13 @@ export class WebSocketStream implements AsyncIterable<Message> {
       else if (message instanceof Message) {
         // A Message sent to many connections (a broadcast loop) is framed once, on its second send.
         const frame = connection.role === 'server' ? message.frameForServer() : null;
-        if (frame !== null) connection.sendEncoded(frame);
-        else connection.send(message.bytes(), message.isText);
+        if (frame !== null) {
+          connection.sendEncoded(frame);
+        } else {
+          const parts = message.unjoinedParts();
+          if (parts !== undefined) connection.sendParts(parts, message.isText);
+          else connection.send(message.bytes(), message.isText);
+        }
       } else connection.send(message, false);
     } catch (error) {
       return handledRejection(error as Error);
@@ -298,7 +303,15 @@ export class WebSocketStream implements AsyncIterable<Message> {
 
   /** @internal Binding event: a message arrived. */
   onMessage(payload: Buffer, isText: boolean): void {
-    const message = Message.fromReceived(payload, isText);
+    this.received(Message.fromReceived(payload, isText));
+  }
+
+  /** @internal Binding event: a message arrived in pieces (kept as they are until needed). */
+  onMessageParts(parts: Buffer[], _length: number, isText: boolean): void {
+    this.received(Message.fromReceivedParts(parts, isText));
+  }
+
+  private received(message: Message): void {
     const resolve = this.waiterResolve;
     if (resolve !== null) {
       const iterates = this.waiterIterates;

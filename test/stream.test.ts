@@ -259,6 +259,23 @@ describe('WebSocketStream: sending', () => {
     await Promise.all(clients.map((client) => client.close()));
   });
 
+  test('large messages (they arrive in pieces) echo back whole, text and binary', async () => {
+    const server = await serve(async (stream) => {
+      for await (const message of stream) await stream.send(message);
+    });
+    const client = await connect(`${server.url}/`);
+    const big = binaryPayload(3 * 1024 * 1024 + 7);
+    const text = 'é€😀x'.repeat(60000);
+    await client.send(big);
+    await client.send(text);
+    const first = await withTimeout(client.recv(), 10000, 'binary echo');
+    assert.equal(first.isText, false);
+    assert.ok(first.bytes().equals(big));
+    const second = await withTimeout(client.recv(), 10000, 'text echo');
+    assert.equal(second.text(), text);
+    await client.close();
+  });
+
   test('send() after close rejects with WS_ERR_CLOSED, on both sides', async () => {
     const { server, next } = await serveCapture();
     const client = await connect(`${server.url}/`);
@@ -738,6 +755,20 @@ describe('Message', () => {
     assert.deepEqual(text.bytes(), Buffer.from([0xe2, 0x82, 0xac, 0x20, 0x61, 0x6e, 0x64, 0x20, 0xf0, 0x9f, 0x98, 0x80]));
     assert.equal(text.byteLength, 12);
     assert.equal(String(text), '€ and 😀');
+  });
+
+  test('a message received in pieces joins them only when its bytes are asked for', () => {
+    const parts = [Buffer.from('hé'), Buffer.from([0x6c]), Buffer.from('lo')];
+    const message = Message.fromReceivedParts(parts, true);
+    assert.equal(message.byteLength, 6);
+    assert.equal(message.unjoinedParts(), parts);
+    assert.equal(message.text(), 'héllo');
+    assert.equal(message.unjoinedParts(), undefined);
+    assert.ok(message.bytes().equals(Buffer.from('héllo')));
+    assert.equal(message.byteLength, 6);
+    const binary = Message.fromReceivedParts([Buffer.from([1, 2]), Buffer.from([3])], false);
+    assert.equal(String(binary), '[binary message of 3 bytes]');
+    assert.deepEqual([...binary.bytes()], [1, 2, 3]);
   });
 
   test('frameForServer: null on the first send, then one frame kept for every later send', () => {

@@ -6,6 +6,8 @@ import { COPY_THRESHOLD, headerSize, writeHeader } from '../protocol/frame.js';
 /** What a `SocketBinding` reports to the layer above (the stream or the event app). */
 export interface BindingEvents {
   onMessage(payload: Buffer, isText: boolean): void;
+  /** Optional: a message that arrived in pieces (see `ConnectionEvents.onMessageParts`); else joined. */
+  onMessageParts?(parts: Buffer[], length: number, isText: boolean): void;
   onPong?(payload: Buffer): void;
   /** Called once when the WebSocket connection is over, for whatever reason. */
   onClose(code: number, reason: string, error: WebSocketError | undefined): void;
@@ -174,6 +176,13 @@ export class SocketBinding implements ConnectionEvents {
   }
 
   /** @internal Connection event. */
+  onMessageParts(parts: Buffer[], length: number, isText: boolean): void {
+    const events = this.events;
+    if (events.onMessageParts !== undefined) events.onMessageParts(parts, length, isText);
+    else events.onMessage(Buffer.concat(parts, length), isText);
+  }
+
+  /** @internal Connection event. */
   onPong(payload: Buffer): void {
     this.events.onPong?.(payload);
   }
@@ -239,6 +248,32 @@ export class SocketBinding implements ConnectionEvents {
       output.end = writeHeader(out, output.end, opcode, length, fin, false, undefined);
       output.cut();
       (output.chunks ??= []).push(Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, length));
+    }
+    output.bytes += size + length;
+  }
+
+  /**
+   * @internal Connection event: an unmasked frame whose payload is `parts`: copied into the
+   * output buffer when small, else kept by reference (no join).
+   */
+  writeFrameParts(opcode: number, parts: readonly Buffer[], length: number): void {
+    if (this.finished) return;
+    const output = this.output ?? this.schedule();
+    const size = headerSize(length, false);
+    if (length <= COPY_LIMIT) {
+      const out = output.room(size + length);
+      let at = writeHeader(out, output.end, opcode, length, true, false, undefined);
+      for (let i = 0; i < parts.length; i++) {
+        out.set(parts[i]!, at);
+        at += parts[i]!.length;
+      }
+      output.end = at;
+    } else {
+      const out = output.room(size);
+      output.end = writeHeader(out, output.end, opcode, length, true, false, undefined);
+      output.cut();
+      const chunks = (output.chunks ??= []);
+      for (let i = 0; i < parts.length; i++) chunks.push(parts[i]!);
     }
     output.bytes += size + length;
   }

@@ -21,8 +21,18 @@ export interface ConnectionEvents {
    * keep it until written. Without it, frames are encoded here and passed to `write`.
    */
   writeFrame?(opcode: number, payload: Uint8Array, fin: boolean): void;
+  /**
+   * Optional, with `writeFrame`: send one unmasked frame whose payload is `parts` in order
+   * (`length` bytes in all), without joining them first. Used by `sendParts`.
+   */
+  writeFrameParts?(opcode: number, parts: readonly Buffer[], length: number): void;
   /** A complete, validated data message. */
   onMessage(payload: Buffer, isText: boolean): void;
+  /**
+   * Optional: a complete, validated data message that arrived in pieces, as those pieces (see
+   * `ParserEvents.onMessageParts`). Without it the pieces are joined and passed to `onMessage`.
+   */
+  onMessageParts?(parts: Buffer[], length: number, isText: boolean): void;
   /** A ping arrived (the pong has already been written). */
   onPing?(payload: Buffer): void;
   /** A pong arrived. */
@@ -89,12 +99,15 @@ export class Connection implements ParserEvents {
   private sendingFragmented: 0 | 1 | 2 = 0;
   /** Frames go to `events.writeFrame` (a server whose owner encodes them). */
   private readonly ownerEncodes: boolean;
+  /** Messages that arrived in pieces go to `events.onMessageParts`. */
+  private readonly ownerTakesParts: boolean;
 
   constructor(events: ConnectionEvents, options: ConnectionOptions) {
     this.role = options.role;
     this.events = events;
     this.defer = options.defer ?? runNow;
     this.ownerEncodes = this.role === 'server' && typeof events.writeFrame === 'function';
+    this.ownerTakesParts = typeof events.onMessageParts === 'function';
     // The connection is the parser's event sink itself: no per-connection closures.
     this.parser = new FrameParser(this, options);
   }
@@ -102,6 +115,12 @@ export class Connection implements ParserEvents {
   /** @internal Parser event: a complete message. */
   onMessage(payload: Buffer, isText: boolean): void {
     this.events.onMessage(payload, isText);
+  }
+
+  /** @internal Parser event: a complete message in pieces. */
+  onMessageParts(parts: Buffer[], length: number, isText: boolean): void {
+    if (this.ownerTakesParts) this.events.onMessageParts!(parts, length, isText);
+    else this.events.onMessage(Buffer.concat(parts, length), isText);
   }
 
   /** @internal Parser event: a control frame. */
@@ -130,6 +149,26 @@ export class Connection implements ParserEvents {
       throw new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'a fragmented message is being sent; finish it first');
     }
     this.writeFrame(isText ? Opcode.Text : Opcode.Binary, payload, true);
+  }
+
+  /**
+   * Send one whole message given as pieces, in order (e.g. a received message that arrived in
+   * pieces, echoed): a server whose owner writes frame pieces (`writeFrameParts`) sends them
+   * without joining them. Throws like `send`.
+   */
+  sendParts(parts: readonly Buffer[], isText: boolean): void {
+    this.assertCanSend();
+    if (this.sendingFragmented !== 0) {
+      throw new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'a fragmented message is being sent; finish it first');
+    }
+    const opcode = isText ? Opcode.Text : Opcode.Binary;
+    if (this.ownerEncodes && this.events.writeFrameParts !== undefined) {
+      let length = 0;
+      for (let i = 0; i < parts.length; i++) length += parts[i]!.length;
+      this.events.writeFrameParts(opcode, parts, length);
+      return;
+    }
+    this.writeFrame(opcode, parts.length === 1 ? parts[0]! : Buffer.concat(parts), true);
   }
 
   /**

@@ -11,6 +11,13 @@ export interface ParserEvents {
    * is made when a message arrived in one piece), so keep it only if you own those bytes.
    */
   onMessage(payload: Buffer, isText: boolean): void;
+  /**
+   * Optional: a complete data message that arrived in several pieces (a large frame over many
+   * reads, or fragments), as those pieces in order: views into the pushed bytes, `length`
+   * bytes in all, never empty. An owner that can use them as they are (e.g. write them out
+   * again) saves joining them. Without it the pieces are joined and passed to `onMessage`.
+   */
+  onMessageParts?(parts: Buffer[], length: number, isText: boolean): void;
   /** A complete control frame (close, ping or pong); its payload is at most 125 bytes. */
   onControl(opcode: number, payload: Buffer): void;
   /** The peer broke RFC 6455; `error.closeCode` is the code to close with. Parsing has stopped. */
@@ -26,6 +33,12 @@ export interface ParserOptions {
 
 export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
+/**
+ * Messages at least this large that arrived in pieces go to `onMessageParts` unjoined. Smaller
+ * ones are joined: a copy is cheap, and the small buffer does not keep the (up to 64 KiB) read
+ * buffers its pieces are views of alive.
+ */
+export const PARTS_MIN_SIZE = 16 * 1024;
 
 /**
  * Incremental RFC 6455 frame parser and message assembler: push bytes split anywhere, get
@@ -62,11 +75,14 @@ export class FrameParser {
   private messageLength = 0;
   private validator: Utf8Validator | null = null;
   private incrementalUtf8 = false;
+  /** The events take messages in pieces (`onMessageParts`). */
+  private readonly takesParts: boolean;
 
   constructor(events: ParserEvents, options: ParserOptions) {
     this.events = events;
     this.expectMask = options.role === 'server';
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+    this.takesParts = typeof events.onMessageParts === 'function';
   }
 
   /** Stop parsing: later input is ignored (used once a close frame has been received). */
@@ -236,63 +252,90 @@ export class FrameParser {
     }
     this.received += length;
     if (!last) {
-      (this.parts ??= []).push(piece);
+      if (length > 0) (this.parts ??= []).push(piece);
       return;
     }
-    let payload = piece;
-    if (this.parts !== null) {
-      this.parts.push(piece);
-      payload = Buffer.concat(this.parts, this.payloadLength);
-      this.parts = null;
-    }
     this.inPayload = false;
-    this.frameComplete(payload);
+    const parts = this.parts;
+    if (parts === null) {
+      this.frameComplete(piece, null);
+      return;
+    }
+    this.parts = null;
+    if (length > 0) parts.push(piece);
+    // Pieces are kept for a large message, or for a fragment (the message's size decides later).
+    const keep = this.takesParts && this.opcode < 0x8 && (this.payloadLength >= PARTS_MIN_SIZE || !this.fin || this.messageOpcode !== 0);
+    if (keep) this.frameComplete(null, parts);
+    else this.frameComplete(parts.length === 1 ? parts[0]! : Buffer.concat(parts, this.payloadLength), null);
   }
 
-  private frameComplete(payload: Buffer): void {
+  /**
+   * A frame is complete: its payload is `payload`, or (a data frame for an owner that takes
+   * pieces) the non-empty `parts`.
+   */
+  private frameComplete(payload: Buffer | null, parts: Buffer[] | null): void {
     const opcode = this.opcode;
     if (opcode >= 0x8) {
-      this.events.onControl(opcode, payload);
+      this.events.onControl(opcode, payload!);
       return;
     }
     if (opcode !== Opcode.Continuation) {
       if (this.fin) {
-        this.deliver(payload, opcode === Opcode.Text);
+        if (parts !== null) this.deliverParts(parts, this.payloadLength, opcode === Opcode.Text);
+        else this.deliver(payload!, opcode === Opcode.Text);
         return;
       }
       this.messageOpcode = opcode;
-      this.fragments = [payload];
-      this.messageLength = payload.length;
-      return;
+      this.fragments = [];
+      this.messageLength = 0;
     }
-    this.fragments!.push(payload);
-    this.messageLength += payload.length;
-    if (!this.fin) return;
+    // The message's pieces, in order, without empty ones.
     const fragments = this.fragments!;
-    const message = fragments.length === 1 ? fragments[0]! : Buffer.concat(fragments, this.messageLength);
+    if (parts !== null) {
+      for (let i = 0; i < parts.length; i++) fragments.push(parts[i]!);
+    } else if (payload!.length > 0) {
+      fragments.push(payload!);
+    }
+    this.messageLength += this.payloadLength;
+    if (!this.fin) return;
     const isText = this.messageOpcode === Opcode.Text;
+    const length = this.messageLength;
     this.messageOpcode = 0;
     this.fragments = null;
     this.messageLength = 0;
-    this.deliver(message, isText);
+    if (fragments.length <= 1) this.deliver(fragments.length === 0 ? EMPTY : fragments[0]!, isText);
+    else if (this.takesParts && length >= PARTS_MIN_SIZE) this.deliverParts(fragments, length, isText);
+    else this.deliver(Buffer.concat(fragments, length), isText);
   }
 
   private deliver(message: Buffer, isText: boolean): void {
-    if (isText) {
-      if (this.incrementalUtf8) {
-        const complete = this.validator!.complete;
-        this.validator!.reset();
-        this.incrementalUtf8 = false;
-        if (!complete) {
-          this.fail('WS_ERR_INVALID_UTF8', 'text message ends inside a UTF-8 sequence', CloseCode.InvalidPayload);
-          return;
-        }
-      } else if (!isUtf8(message)) {
-        this.fail('WS_ERR_INVALID_UTF8', 'text message is not valid UTF-8', CloseCode.InvalidPayload);
-        return;
-      }
-    }
+    if (isText && !this.textEnds(message)) return;
     this.events.onMessage(message, isText);
+  }
+
+  private deliverParts(parts: Buffer[], length: number, isText: boolean): void {
+    if (isText && !this.textEnds(null)) return;
+    this.events.onMessageParts!(parts, length, isText);
+  }
+
+  /**
+   * Whether a complete text message is valid UTF-8: checked as it arrived when it came in
+   * pieces (then `message` may be null), else now. Fails the connection when it is not.
+   */
+  private textEnds(message: Buffer | null): boolean {
+    if (this.incrementalUtf8) {
+      const complete = this.validator!.complete;
+      this.validator!.reset();
+      this.incrementalUtf8 = false;
+      if (!complete) {
+        this.fail('WS_ERR_INVALID_UTF8', 'text message ends inside a UTF-8 sequence', CloseCode.InvalidPayload);
+        return false;
+      }
+    } else if (!isUtf8(message!)) {
+      this.fail('WS_ERR_INVALID_UTF8', 'text message is not valid UTF-8', CloseCode.InvalidPayload);
+      return false;
+    }
+    return true;
   }
 
   /** The mask key as it applies from payload position `position` (rotated when unaligned). */

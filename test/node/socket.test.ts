@@ -100,6 +100,21 @@ describe('SocketBinding output', () => {
     assert.ok(socket.writes.flat().some((chunk) => chunk === large), 'the payload itself was written, not a copy');
   });
 
+  test('a message in pieces: small ones copied into the output, large ones written piece by piece', async () => {
+    const { socket, binding } = bind();
+    const small = [payload(10, 1), payload(20, 2)];
+    const large = [payload(40000, 3), payload(30000, 4)];
+    binding.connection.sendParts(small, false);
+    binding.connection.sendParts(large, true);
+    binding.connection.send(Buffer.from('after'), true);
+    await turn();
+    const expected = Buffer.concat([frameBytes(Buffer.concat(small), false), frameBytes(Buffer.concat(large), true), frameBytes(Buffer.from('after'), true)]);
+    assert.ok(socket.bytes.equals(expected));
+    const chunks = socket.writes.flat();
+    assert.ok(chunks.includes(large[0]!) && chunks.includes(large[1]!), 'large pieces written as they are');
+    assert.ok(!chunks.includes(small[0]!), 'small pieces copied');
+  });
+
   test('a broadcast: connections with the same frames this turn are written one shared buffer', async () => {
     const frames = ['a', 'bb', 'ccc'].map((t) => frameBytes(Buffer.from(t), true));
     const pairs = Array.from({ length: 5 }, () => bind());

@@ -270,6 +270,48 @@ describe('connection: sending', () => {
     assert.equal(written.length, 2);
   });
 
+  test('messages in pieces: onMessageParts when the owner has it, else joined; sendParts writes pieces unjoined', () => {
+    const payload = Buffer.alloc(50000, 'q');
+    const wire = cframe({ opcode: OP.TEXT, payload });
+    const got: string[] = [];
+    const framed: string[] = [];
+    const written: Buffer[] = [];
+    const withParts = new Connection(
+      {
+        write: (b) => written.push(Buffer.from(b)),
+        writeFrame: () => framed.push('frame'),
+        writeFrameParts: (opcode, parts, length) => framed.push(`parts ${opcode} ${parts.length} ${length}`),
+        onMessage: (m) => got.push(`whole ${m.length}`),
+        onMessageParts: (parts, length, isText) => got.push(`parts ${parts.length} ${length} ${isText}`),
+        onClose() {},
+        closeTransport() {},
+      },
+      { role: 'server' },
+    );
+    // Copies: the connection unmasks in place.
+    withParts.receive(Buffer.from(wire.subarray(0, 100)));
+    withParts.receive(Buffer.from(wire.subarray(100)));
+    assert.deepEqual(got, ['parts 2 50000 true']);
+    withParts.sendParts([Buffer.from('ab'), Buffer.from('cde')], false);
+    assert.deepEqual(framed, ['parts 2 2 5']);
+
+    const joined = recordingConnection('server');
+    joined.receive(wire.subarray(0, 100), wire.subarray(100));
+    assert.deepEqual(joined.take(), [{ type: 'message', text: true, data: payload.toString('hex') }]);
+    joined.conn.sendParts([Buffer.from('ab'), Buffer.from('cde')], true);
+    assert.deepEqual(joined.take(), [write('8105 6162636465')]);
+
+    // A client masks: the pieces are joined into one masked frame.
+    const client = recordingConnection('client');
+    client.conn.sendParts([Buffer.from('ab'), Buffer.from('cde')], true);
+    const [sent] = decodeFrames(client.written[0]!);
+    assert.equal(sent!.masked, true);
+    assert.equal(sent!.payload.toString(), 'abcde');
+    // And it refuses like send() inside a fragmented send.
+    client.conn.sendFragment(Buffer.from('x'), true, false);
+    assert.throws(() => client.conn.sendParts([Buffer.from('y')], true), { code: 'WS_ERR_INVALID_ARGUMENT' });
+  });
+
   test('client frames are masked with a fresh key each', () => {
     const c = recordingConnection('client');
     c.conn.send(Buffer.from('Hello'), true);

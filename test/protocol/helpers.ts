@@ -1,7 +1,7 @@
 // Byte fixtures for the protocol core tests: build frames field by field (including encodings a
 // well-behaved sender never produces) and record what a parser or connection reports.
 
-import { FrameParser } from '../../src/protocol/parser.js';
+import { FrameParser, type ParserEvents } from '../../src/protocol/parser.js';
 import { Connection, type Role } from '../../src/protocol/connection.js';
 import type { WebSocketError } from '../../src/protocol/errors.js';
 
@@ -83,20 +83,32 @@ export type ParserEvent =
   | { type: 'error'; code: string; closeCode: number | undefined };
 
 /** A parser whose events are recorded as plain values (payloads as hex, copied at once). */
-export function recordingParser(role: 'server' | 'client', maxMessageSize?: number) {
+/**
+ * A parser that records its events. With `parts`, its events take messages in pieces
+ * (`onMessageParts`); they are recorded joined, as `onMessage` would see them, after checking
+ * that the pieces are non-empty, at least two, and add up to `length`.
+ */
+export function recordingParser(role: 'server' | 'client', maxMessageSize?: number, options: { parts?: boolean } = {}) {
   const events: ParserEvent[] = [];
   const errors: WebSocketError[] = [];
-  const parser = new FrameParser(
-    {
-      onMessage: (payload, isText) => events.push({ type: 'message', text: isText, data: toHex(payload) }),
-      onControl: (opcode, payload) => events.push({ type: 'control', opcode, data: toHex(payload) }),
-      onError: (error) => {
-        errors.push(error);
-        events.push({ type: 'error', code: error.code, closeCode: error.closeCode });
-      },
+  const sink: ParserEvents = {
+    onMessage: (payload, isText) => events.push({ type: 'message', text: isText, data: toHex(payload) }),
+    onControl: (opcode, payload) => events.push({ type: 'control', opcode, data: toHex(payload) }),
+    onError: (error) => {
+      errors.push(error);
+      events.push({ type: 'error', code: error.code, closeCode: error.closeCode });
     },
-    maxMessageSize === undefined ? { role } : { role, maxMessageSize },
-  );
+  };
+  if (options.parts) {
+    sink.onMessageParts = (parts, length, isText) => {
+      if (parts.length < 2) throw new Error(`onMessageParts with ${parts.length} piece(s)`);
+      if (parts.some((part) => part.length === 0)) throw new Error('onMessageParts with an empty piece');
+      const joined = Buffer.concat(parts);
+      if (joined.length !== length) throw new Error(`onMessageParts length ${length}, pieces ${joined.length}`);
+      events.push({ type: 'message', text: isText, data: toHex(joined) });
+    };
+  }
+  const parser = new FrameParser(sink, maxMessageSize === undefined ? { role } : { role, maxMessageSize });
   /** Push a copy (the parser unmasks in place, and fixtures are reused). */
   const push = (...chunks: Uint8Array[]) => {
     for (const chunk of chunks) parser.push(Buffer.from(chunk));

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocketError } from '../../src/protocol/errors.js';
-import { DEFAULT_MAX_MESSAGE_SIZE, FrameParser } from '../../src/protocol/parser.js';
+import { DEFAULT_MAX_MESSAGE_SIZE, FrameParser, PARTS_MIN_SIZE } from '../../src/protocol/parser.js';
 import { bytes, cframe, ctl, err, frame, hex, KEY, msg, OP, recordingParser, splitAt, type FrameSpec } from './helpers.js';
 
 function payloadOf(length: number): Buffer {
@@ -127,6 +127,85 @@ describe('parser: data frames', () => {
     const p = recordingParser('client');
     p.push(frame({ opcode: OP.PING }), frame({ opcode: OP.PONG, payload: payloadOf(125) }), frame({ opcode: OP.CLOSE, payload: payloadOf(125) }));
     assert.deepEqual(p.events, [ctl(OP.PING), ctl(OP.PONG, payloadOf(125)), ctl(OP.CLOSE, payloadOf(125))]);
+  });
+});
+
+describe('parser: messages in pieces (onMessageParts)', () => {
+  test('a large frame over several pushes arrives as its pieces; in one push it is one buffer', () => {
+    const payload = payloadOf(30000);
+    const wire = cframe({ opcode: OP.BINARY, payload });
+    const seen: { parts: Buffer[]; length: number; isText: boolean }[] = [];
+    const whole: Buffer[] = [];
+    const p = new FrameParser(
+      {
+        onMessage: (m) => whole.push(Buffer.from(m)),
+        onMessageParts: (parts, length, isText) => seen.push({ parts: parts.map((x) => Buffer.from(x)), length, isText }),
+        onControl() {},
+        onError(error) {
+          throw error;
+        },
+      },
+      { role: 'server' },
+    );
+    p.push(Buffer.from(wire));
+    for (const piece of splitAt(wire, [1, 10, 1000, 20000])) p.push(Buffer.from(piece));
+    // Under PARTS_MIN_SIZE, pieces are joined.
+    const small = cframe({ opcode: OP.BINARY, payload: payloadOf(PARTS_MIN_SIZE - 1) });
+    for (const piece of splitAt(small, [100, 200])) p.push(Buffer.from(piece));
+    assert.equal(whole.length, 2);
+    assert.ok(whole[0]!.equals(payload));
+    assert.ok(whole[1]!.equals(payloadOf(PARTS_MIN_SIZE - 1)));
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0]!.length, 30000);
+    assert.equal(seen[0]!.isText, false);
+    assert.deepEqual(seen[0]!.parts.map((x) => x.length), [2, 990, 19000, wire.length - 20000]);
+    assert.ok(Buffer.concat(seen[0]!.parts).equals(payload));
+  });
+
+  test('large fragmented messages arrive as the pieces of all their frames, without empty ones', () => {
+    const half = 'é'.repeat(PARTS_MIN_SIZE / 4);
+    const pieces: number[][] = [];
+    const p = new FrameParser(
+      {
+        onMessage: (m) => pieces.push([m.length]),
+        onMessageParts: (parts) => pieces.push(parts.map((x) => x.length)),
+        onControl() {},
+        onError(error) {
+          throw error;
+        },
+      },
+      { role: 'server' },
+    );
+    const push = (...frames: Buffer[]): void => {
+      for (const f of frames) p.push(f);
+    };
+    push(
+      cframe({ opcode: OP.TEXT, fin: false, payload: half }),
+      cframe({ opcode: OP.CONT, fin: false, payload: '' }),
+      cframe({ opcode: OP.PING, payload: 'x' }),
+      cframe({ opcode: OP.CONT, payload: half }),
+    );
+    // Small ones, one fragment with bytes in it, an empty fragmented message: one buffer.
+    push(cframe({ opcode: OP.TEXT, fin: false, payload: 'ab' }), cframe({ opcode: OP.CONT, payload: 'cd' }));
+    push(cframe({ opcode: OP.BINARY, fin: false, payload: '' }), cframe({ opcode: OP.CONT, payload: 'z' }));
+    push(cframe({ opcode: OP.BINARY, fin: false, payload: '' }), cframe({ opcode: OP.CONT, payload: '' }));
+    assert.deepEqual(pieces, [[PARTS_MIN_SIZE / 2, PARTS_MIN_SIZE / 2], [4], [1], [0]]);
+    const q = recordingParser('server', undefined, { parts: true });
+    q.push(cframe({ opcode: OP.TEXT, fin: false, payload: half }), cframe({ opcode: OP.CONT, payload: half }));
+    assert.deepEqual(q.events, [msg(half + half, true)]);
+  });
+
+  test('text in pieces is still validated: bad or truncated UTF-8 fails with 1007', () => {
+    const pad = Buffer.alloc(PARTS_MIN_SIZE, 'a');
+    for (const bad of [bytes(pad, 'abc', hex('ff'), 'def'), bytes(pad, 'abc', hex('e2 82'))]) {
+      const wire = cframe({ opcode: OP.TEXT, payload: bad });
+      const p = recordingParser('server', undefined, { parts: true });
+      p.push(...splitAt(wire, [3, 8, 5000]));
+      assert.deepEqual(p.events, [err('WS_ERR_INVALID_UTF8', 1007)]);
+      const q = recordingParser('server', undefined, { parts: true });
+      q.push(cframe({ opcode: OP.TEXT, fin: false, payload: bad.subarray(0, 2) }), cframe({ opcode: OP.CONT, payload: bad.subarray(2) }));
+      assert.deepEqual(q.events, [err('WS_ERR_INVALID_UTF8', 1007)]);
+    }
   });
 });
 

@@ -120,6 +120,11 @@ test('property: a valid frame stream split at arbitrary points gives exactly the
       assert.deepEqual(split.events, expected);
       assert.equal(split.parser.isMidMessage, false);
 
+      // The same for an owner that takes messages in pieces.
+      const inPieces = recordingParser(role, undefined, { parts: true });
+      inPieces.push(...splitAt(wire, cutsFor(wire.length, rawCuts)));
+      assert.deepEqual(inPieces.events, expected);
+
       // One byte at a time as the most extreme split (only for short streams, to stay fast).
       if (wire.length < 400) {
         const bytewise = recordingParser(role);
@@ -163,6 +168,9 @@ test('property: large frames (16- and 64-bit lengths) split anywhere', () => {
         const p = recordingParser(role);
         p.push(...splitAt(wire, cutsFor(wire.length, rawCuts)));
         assert.deepEqual(p.events, [msg(payload, false)]);
+        const q = recordingParser(role, undefined, { parts: true });
+        q.push(...splitAt(wire, cutsFor(wire.length, rawCuts)));
+        assert.deepEqual(q.events, [msg(payload, false)]);
       },
     ),
     { numRuns: 20 },
@@ -245,8 +253,8 @@ const roleAndGarbageArb = fc.constantFrom<Role>('server', 'client').chain((role)
 
 test('property: garbage never throws, ends in at most one error with 1002/1007/1009, stays within the limit', () => {
   fc.assert(
-    fc.property(roleAndGarbageArb, cutsArb, ([role, garbage], rawCuts) => {
-      const p = recordingParser(role, LIMIT);
+    fc.property(roleAndGarbageArb, cutsArb, fc.boolean(), ([role, garbage], rawCuts, parts) => {
+      const p = recordingParser(role, LIMIT, { parts });
       for (const piece of splitAt(garbage, cutsFor(garbage.length, rawCuts))) {
         p.parser.push(piece); // must not throw
         assert.ok(retainedBytes(p.parser) <= LIMIT + MAX_HEADER_SIZE, `retained ${retainedBytes(p.parser)}`);
