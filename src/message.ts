@@ -128,9 +128,3 @@ function toBuffer(bytes: Uint8Array): Buffer {
 /** What `send` accepts: a Message, a string (text) or bytes (binary). */
 export type MessageLike = Message | string | Uint8Array;
 
-/** The payload and kind of anything `send` accepts. */
-export function toPayload(message: MessageLike): { payload: Buffer; isText: boolean } {
-  if (typeof message === 'string') return { payload: Buffer.from(message, 'utf8'), isText: true };
-  if (message instanceof Message) return { payload: message.bytes(), isText: message.isText };
-  return { payload: toBuffer(message), isText: false };
-}
