@@ -14,7 +14,7 @@ import { listen, parseAddress, readCertificate, urlHost } from './http/address.j
 import { matchPath } from './http/match.js';
 import { HeartbeatSweep, type HeartbeatMember, type HeartbeatOptions } from './heartbeat.js';
 import { Topics, type TopicMember } from './topics.js';
-import type { Broker, BrokerMembership } from './broker.js';
+import type { Broker, BrokerMembership } from './broker/types.js';
 
 // ---------------------------------------------------------------------------------------------
 // Public types

@@ -63,7 +63,8 @@ export {
   type StreamStateFactory,
 } from './async-app.js';
 export type { HeartbeatOptions } from './heartbeat.js';
-export { InProcessBroker, type Broker, type BrokerMembership, type BrokerListener } from './broker.js';
+export type { Broker, BrokerMembership, BrokerListener } from './broker/types.js';
+export { InProcessBroker } from './broker/in-process.js';
 export {
   createUpgradeListener,
   type UpgradeRequest,

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 import { AsyncWebSocketApp, type AsyncStream, type DeliveryReport } from '../src/async-app.js';
-import { InProcessBroker } from '../src/broker.js';
+import { InProcessBroker } from '../src/broker/in-process.js';
 import { Message } from '../src/message.js';
 import { rejectUpgrade } from '../src/node/upgrade.js';
 
