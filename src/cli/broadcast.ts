@@ -1,0 +1,45 @@
+import { AsyncWebSocketApp } from '../index.js';
+import { integer, oneOf } from './flags.js';
+import type { Command } from './command.js';
+import { DEFAULT_MAX_MESSAGE_SIZE, maxMessageSizeFlag, serveUpgrades, serverFlags } from './serve.js';
+
+const DEFAULT_PORT = 9002;
+// A broadcast server's clients read at different speeds: give each room for a burst, while one
+// that stops reading still costs at most this much memory.
+const DEFAULT_MAX_BUFFERED_AMOUNT = 8 * 1024 * 1024;
+
+export const broadcast: Command = {
+  name: 'broadcast',
+  summary: 'Send every message from any client to every connected client, the sender included.',
+  flags: [
+    ...serverFlags(DEFAULT_PORT),
+    maxMessageSizeFlag,
+    { name: 'heartbeat', value: 'MS', parse: integer(0), help: 'ping every MS ms; close clients silent for 2*MS ms (0: off)', defaultText: 'off' },
+    {
+      name: 'max-buffered-amount',
+      value: 'BYTES',
+      parse: integer(1),
+      help: 'bytes a client may have waiting before --backpressure applies',
+      defaultText: String(DEFAULT_MAX_BUFFERED_AMOUNT),
+    },
+    {
+      name: 'backpressure',
+      value: 'drop|close',
+      parse: oneOf('drop', 'close'),
+      help: 'a client over that limit: skip it (drop) or close it with 1008 (close)',
+      defaultText: 'drop',
+    },
+  ],
+  details: `Prints "listening on ws://HOST:PORT" once ready. SIGINT or SIGTERM closes every client
+with 1001 and exits 0.`,
+  run({ values }) {
+    const app = AsyncWebSocketApp.unlinked(undefined, {
+      maxMessageSize: (values.get('max-message-size') as number | undefined) ?? DEFAULT_MAX_MESSAGE_SIZE,
+      maxBufferedAmount: (values.get('max-buffered-amount') as number | undefined) ?? DEFAULT_MAX_BUFFERED_AMOUNT,
+      backpressure: (values.get('backpressure') as 'drop' | 'close' | undefined) ?? 'drop',
+    }).withMessageHandler((stream, message) => stream.broadcast(message));
+    const heartbeatMs = values.get('heartbeat') as number | undefined;
+    if (heartbeatMs !== undefined && heartbeatMs > 0) app.withHeartbeat({ intervalMs: heartbeatMs, timeoutMs: 2 * heartbeatMs });
+    return serveUpgrades(app.connectHook(), values, DEFAULT_PORT);
+  },
+};
