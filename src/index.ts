@@ -2,14 +2,14 @@
 export { WebSocketError, type WebSocketErrorCode } from './protocol/errors.js';
 export { CloseCode, Opcode, isValidCloseCode } from './protocol/frame.js';
 export { Message, type MessageLike } from './message.js';
-export { WebSocketStream, type CloseInfo, type StreamOptions } from './stream.js';
+export { WebSocketStream, type CloseInfo, type StreamOptions } from './stream/stream.js';
 export {
   websocketHandler,
   handleUpgrade,
   type WebSocketHandler,
   type WebSocketHandlerOptions,
   type WebSocketRoute,
-} from './handler.js';
+} from './stream/handler.js';
 export {
   rejectUpgrade,
   type UpgradeOptions,
@@ -17,8 +17,8 @@ export {
   type UpgradeAcceptance,
   type UpgradeRejection,
 } from './node/upgrade.js';
-export { connect, type ConnectOptions } from './node/client.js';
-export { Bus, BusReader, type BusOptions } from './channel.js';
+export { connect, type ConnectOptions } from './stream/client.js';
+export { Bus, BusReader, type BusOptions } from './stream/bus.js';
 export {
   App,
   HttpRequest,
@@ -61,8 +61,8 @@ export {
   type DisconnectHandler,
   type AsyncErrorHandler,
   type StreamStateFactory,
-} from './async-app.js';
-export type { HeartbeatOptions } from './heartbeat.js';
+} from './event/app.js';
+export type { HeartbeatOptions } from './event/heartbeat.js';
 export type { Broker, BrokerMembership, BrokerListener } from './broker/types.js';
 export { InProcessBroker } from './broker/in-process.js';
 export {

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 import express from 'express';
 import Fastify from 'fastify';
-import { AsyncWebSocketApp, asyncWebsocketHandler } from '../src/async-app.js';
+import { AsyncWebSocketApp, asyncWebsocketHandler } from '../src/event/app.js';
 import { App } from '../src/http/app.js';
 import { rejectUpgrade } from '../src/node/upgrade.js';
 

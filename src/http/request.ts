@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { HttpAppError } from './errors.js';
-import { requestPath } from './match.js';
+import { requestPath } from '../util/path.js';
 
 /** The default limit of `HttpRequest.body()`: 1 MiB. */
 export const DEFAULT_MAX_BODY_SIZE = 1024 * 1024;

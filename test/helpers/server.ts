@@ -10,7 +10,7 @@ import { connect as netConnect, createServer as createNetServer, type AddressInf
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import WebSocket, { type ClientOptions, type RawData } from 'ws';
-import { websocketHandler, type WebSocketHandler, type WebSocketHandlerOptions, type WebSocketRoute } from '../../src/handler.js';
+import { websocketHandler, type WebSocketHandler, type WebSocketHandlerOptions, type WebSocketRoute } from '../../src/stream/handler.js';
 
 const fixtures = fileURLToPath(new URL('../fixtures/tls/', import.meta.url));
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { CloseInfo } from '../../src/stream.js';
+import type { CloseInfo } from '../../src/stream/stream.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 
 const PYTHON = '/usr/bin/python3';

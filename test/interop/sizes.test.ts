@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
-import { connect } from '../../src/node/client.js';
+import { connect } from '../../src/stream/client.js';
 import type { Message } from '../../src/message.js';
-import type { WebSocketStream } from '../../src/stream.js';
+import type { WebSocketStream } from '../../src/stream/stream.js';
 import { binaryPayload, startServer, textBytes, withTimeout, WsClient, type TestServer } from '../helpers/server.js';
 
 const MiB = 1024 * 1024;

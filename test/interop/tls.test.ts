@@ -8,9 +8,9 @@ import { createServer as createHttpsServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { WebSocketServer } from 'ws';
-import { connect } from '../../src/node/client.js';
+import { connect } from '../../src/stream/client.js';
 import { WebSocketError } from '../../src/protocol/errors.js';
-import type { WebSocketStream } from '../../src/stream.js';
+import type { WebSocketStream } from '../../src/stream/stream.js';
 import { binaryPayload, startServer, tlsFixture, waitFor, withTimeout, WsClient, type TestServer } from '../helpers/server.js';
 
 const cleanups: (() => Promise<void>)[] = [];

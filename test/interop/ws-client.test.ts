@@ -4,8 +4,8 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import WebSocket from 'ws';
-import type { CloseInfo, WebSocketStream } from '../../src/stream.js';
-import type { WebSocketHandler, WebSocketHandlerOptions } from '../../src/handler.js';
+import type { CloseInfo, WebSocketStream } from '../../src/stream/stream.js';
+import type { WebSocketHandler, WebSocketHandlerOptions } from '../../src/stream/handler.js';
 import { binaryPayload, startServer, textPayload, waitFor, withTimeout, WsClient, type TestServer } from '../helpers/server.js';
 
 const servers: TestServer[] = [];

@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket, type ServerOptions } from 'ws';
-import { connect } from '../../src/node/client.js';
+import { connect } from '../../src/stream/client.js';
 import { WebSocketError } from '../../src/protocol/errors.js';
 import { binaryPayload, textPayload, waitFor, withTimeout } from '../helpers/server.js';
 

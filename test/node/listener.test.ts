@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { connect as netConnect, type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { createUpgradeListener, type UpgradeListener } from '../../src/node/listener.js';
-import { websocketHandler } from '../../src/handler.js';
-import { connect } from '../../src/node/client.js';
+import { websocketHandler } from '../../src/stream/handler.js';
+import { connect } from '../../src/stream/client.js';
 
 /** Send raw bytes and collect everything the server answers until it closes. */
 function exchange(port: number, request: string | Buffer): Promise<string> {

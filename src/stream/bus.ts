@@ -1,4 +1,4 @@
-import { WebSocketError } from './protocol/errors.js';
+import { WebSocketError } from '../protocol/errors.js';
 
 export interface BusOptions {
   /**

@@ -4,7 +4,7 @@ import { isIP, type Socket } from 'node:net';
 import type { SecureContextOptions } from 'node:tls';
 import { WebSocketError } from '../protocol/errors.js';
 import { clientHandshakeHeaders, createClientKey, validateServerResponse } from '../protocol/handshake.js';
-import { WebSocketStream, type StreamOptions } from '../stream.js';
+import { WebSocketStream, type StreamOptions } from './stream.js';
 
 export interface ConnectOptions extends StreamOptions {
   /** Subprotocols to offer, in order of preference. Default: none. */

@@ -1,10 +1,11 @@
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import type { IncomingHttpHeaders } from 'node:http';
-import { WebSocketError } from './protocol/errors.js';
-import { isValidCloseCode } from './protocol/frame.js';
-import { Message, type MessageLike } from './message.js';
-import { SocketBinding, type BindingOptions } from './node/socket.js';
+import { WebSocketError } from '../protocol/errors.js';
+import { isValidCloseCode } from '../protocol/frame.js';
+import { Message, type MessageLike } from '../message.js';
+import { SocketBinding, type BindingOptions } from '../node/socket.js';
+import { formatAddress } from '../node/address.js';
 
 /** How a connection ended. */
 export interface CloseInfo {
@@ -378,10 +379,4 @@ class MessageIterator implements AsyncIterator<Message, undefined> {
   return(): Promise<IteratorResult<Message, undefined>> {
     return Promise.resolve(DONE);
   }
-}
-
-/** `host:port`, with IPv6 hosts in brackets. */
-export function formatAddress(host: string | undefined, port: number | undefined): string {
-  if (host === undefined) return 'unknown';
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }

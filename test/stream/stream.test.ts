@@ -8,12 +8,12 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { connect as netConnect } from 'node:net';
 import { once } from 'node:events';
-import { connect } from '../src/node/client.js';
-import { Message } from '../src/message.js';
-import { WebSocketError } from '../src/protocol/errors.js';
-import { encodeFrame, Opcode } from '../src/protocol/frame.js';
-import type { CloseInfo, WebSocketStream } from '../src/stream.js';
-import type { WebSocketHandler, WebSocketHandlerOptions } from '../src/handler.js';
+import { connect } from '../../src/stream/client.js';
+import { Message } from '../../src/message.js';
+import { WebSocketError } from '../../src/protocol/errors.js';
+import { encodeFrame, Opcode } from '../../src/protocol/frame.js';
+import type { CloseInfo, WebSocketStream } from '../../src/stream/stream.js';
+import type { WebSocketHandler, WebSocketHandlerOptions } from '../../src/stream/handler.js';
 import {
   binaryPayload,
   isSettled,
@@ -24,7 +24,7 @@ import {
   withTimeout,
   WsClient,
   type TestServer,
-} from './helpers/server.js';
+} from '../helpers/server.js';
 
 const servers: TestServer[] = [];
 after(async () => {

@@ -7,10 +7,10 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
-import { AsyncWebSocketApp, type AsyncStream, type DeliveryReport } from '../src/async-app.js';
-import { InProcessBroker } from '../src/broker/in-process.js';
-import { Message } from '../src/message.js';
-import { rejectUpgrade } from '../src/node/upgrade.js';
+import { AsyncWebSocketApp, type AsyncStream, type DeliveryReport } from '../../src/event/app.js';
+import { InProcessBroker } from '../../src/broker/in-process.js';
+import { Message } from '../../src/message.js';
+import { rejectUpgrade } from '../../src/node/upgrade.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -213,8 +213,8 @@ test('a plain HTTP request to the app gets 426', async () => {
 });
 
 test('run() serves wss:// with withCert', async () => {
-  const cert = new URL('./fixtures/tls/cert.pem', import.meta.url);
-  const key = new URL('./fixtures/tls/key.pem', import.meta.url);
+  const cert = new URL('../fixtures/tls/cert.pem', import.meta.url);
+  const key = new URL('../fixtures/tls/key.pem', import.meta.url);
   const app = new AsyncWebSocketApp()
     .withCert(fileURLToPath(cert), fileURLToPath(key))
     .withMessageHandler((stream, message) => void stream.send(message));

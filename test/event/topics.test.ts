@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Topics, type TopicMember } from '../src/topics.js';
+import { Topics, type TopicMember } from '../../src/event/topics.js';
 
 function member(): TopicMember & { name: string } {
   return { name: Math.random().toString(36).slice(2), topics: null };

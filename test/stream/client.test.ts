@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
-import { connect } from '../../src/node/client.js';
+import { connect } from '../../src/stream/client.js';
 import { WebSocketError } from '../../src/protocol/errors.js';
 import {
   headerOf,

@@ -10,11 +10,11 @@ import { createServer, type IncomingMessage } from 'node:http';
 import { connect as netConnect, type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import WebSocket from 'ws';
-import { connect } from '../src/node/client.js';
-import { handleUpgrade, websocketHandler, type WebSocketHandler, type WebSocketHandlerOptions } from '../src/handler.js';
-import { rejectUpgrade, type UpgradeDecision } from '../src/node/upgrade.js';
-import { WebSocketError } from '../src/protocol/errors.js';
-import type { WebSocketStream } from '../src/stream.js';
+import { connect } from '../../src/stream/client.js';
+import { handleUpgrade, websocketHandler, type WebSocketHandler, type WebSocketHandlerOptions } from '../../src/stream/handler.js';
+import { rejectUpgrade, type UpgradeDecision } from '../../src/node/upgrade.js';
+import { WebSocketError } from '../../src/protocol/errors.js';
+import type { WebSocketStream } from '../../src/stream/stream.js';
 import {
   rawExchange,
   rawUpgrade,
@@ -25,7 +25,7 @@ import {
   wsUnexpectedResponse,
   WsClient,
   type TestServer,
-} from './helpers/server.js';
+} from '../helpers/server.js';
 
 const servers: TestServer<any>[] = [];
 after(async () => {

@@ -4,8 +4,8 @@ import { once } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
-import { AsyncWebSocketApp } from '../src/async-app.js';
-import { HeartbeatSweep, type HeartbeatMember } from '../src/heartbeat.js';
+import { AsyncWebSocketApp } from '../../src/event/app.js';
+import { HeartbeatSweep, type HeartbeatMember } from '../../src/event/heartbeat.js';
 
 async function until(predicate: () => boolean, what: string, timeoutMs = 10000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -1,0 +1,124 @@
+import { CloseCode, encodeFrame, Opcode } from '../protocol/frame.js';
+import { Message, type MessageLike } from '../message.js';
+import type { Hub } from './hub.js';
+import type { Peer } from './peer.js';
+import type { DeliveryReport } from './types.js';
+
+// Send, broadcast and publish for the event app, with the backpressure policy applied to each
+// receiver and every skipped receiver counted in the report.
+
+const QUEUED_ONE: DeliveryReport = Object.freeze({ queued: 1, skipped: 0 });
+const SKIPPED_ONE: DeliveryReport = Object.freeze({ queued: 0, skipped: 1 });
+export const NOWHERE: DeliveryReport = Object.freeze({ queued: 0, skipped: 0 });
+
+/** One complete unmasked frame for a message (header and payload in one buffer). */
+function frameOf(payload: Uint8Array, isText: boolean): Buffer {
+  const parts = encodeFrame(isText ? Opcode.Text : Opcode.Binary, payload);
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts, parts[0]!.length + parts[1]!.length);
+}
+
+function payloadOf(message: MessageLike): Buffer | Uint8Array {
+  if (typeof message === 'string') return Buffer.from(message, 'utf8');
+  if (message instanceof Message) return message.bytes();
+  return message;
+}
+
+function isTextOf(message: MessageLike): boolean {
+  return typeof message === 'string' || (message instanceof Message && message.isText);
+}
+
+function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/**
+ * Whether `size` more bytes may be queued for `peer`. Over the limit it first writes out what
+ * this turn has queued (a fast client's kernel buffer takes it), so only bytes the peer
+ * really is not reading count; then applies the policy.
+ */
+function hasRoom(hub: Hub, peer: Peer, size: number): boolean {
+  const binding = peer.binding;
+  const limit = hub.maxBufferedAmount;
+  let buffered = binding.bufferedAmount;
+  if (buffered === 0 || buffered + size <= limit) return true;
+  binding.flush();
+  buffered = binding.bufferedAmount;
+  if (buffered === 0 || buffered + size <= limit) return true;
+  if (hub.closeOnBackpressure) peer.binding.close(CloseCode.PolicyViolation, 'backpressure limit exceeded');
+  return false;
+}
+
+/** Send to one connection. */
+export function sendTo(hub: Hub, peer: Peer, message: MessageLike): DeliveryReport {
+  const connection = peer.binding.connection;
+  if (connection.state !== 'open') return SKIPPED_ONE;
+  let payload: Uint8Array;
+  let isText: boolean;
+  if (typeof message === 'string') {
+    payload = Buffer.from(message, 'utf8');
+    isText = true;
+  } else if (message instanceof Message) {
+    const parts = message.unjoinedParts();
+    if (parts !== undefined) {
+      // Received in pieces: sent on as they are, without joining them.
+      if (!hasRoom(hub, peer, message.byteLength)) return SKIPPED_ONE;
+      connection.sendParts(parts, message.isText);
+      return QUEUED_ONE;
+    }
+    payload = message.bytes();
+    isText = message.isText;
+  } else {
+    payload = message;
+    isText = false;
+  }
+  if (!hasRoom(hub, peer, payload.length)) return SKIPPED_ONE;
+  connection.send(payload, isText);
+  return QUEUED_ONE;
+}
+
+/** Write one encoded frame to each peer (except `except`), applying the policy to each. */
+function deliver(hub: Hub, peers: Iterable<Peer>, frame: Buffer, except: Peer | null): DeliveryReport {
+  let queued = 0;
+  let skipped = 0;
+  const size = frame.length;
+  for (const peer of peers) {
+    if (peer === except) continue;
+    const connection = peer.binding.connection;
+    if (connection.state !== 'open' || !hasRoom(hub, peer, size)) {
+      skipped++;
+      continue;
+    }
+    connection.sendEncoded(frame);
+    queued++;
+  }
+  return queued === 0 && skipped === 0 ? NOWHERE : { queued, skipped };
+}
+
+/** Send to every connection of the app (but `except`), and to the broker's other members. */
+export function broadcast(hub: Hub, message: MessageLike, except: Peer | null): DeliveryReport {
+  const payload = payloadOf(message);
+  const isText = isTextOf(message);
+  const report = hub.peers.size === 0 ? NOWHERE : deliver(hub, hub.peers.values(), frameOf(payload, isText), except);
+  hub.membership?.publish(null, toBuffer(payload), isText);
+  return report;
+}
+
+/** Send to every subscriber of `topic` (but `except`), and to the broker's other members. */
+export function publish(hub: Hub, topic: string, message: MessageLike, except: Peer | null): DeliveryReport {
+  const payload = payloadOf(message);
+  const isText = isTextOf(message);
+  const subscribers = hub.topics.subscribers(topic);
+  const report = subscribers === undefined ? NOWHERE : deliver(hub, subscribers, frameOf(payload, isText), except);
+  hub.membership?.publish(topic, toBuffer(payload), isText);
+  return report;
+}
+
+/** Deliver what another member of the broker broadcast or published. */
+export function deliverFromBroker(hub: Hub, topic: string | null, payload: Buffer, isText: boolean): void {
+  if (topic === null) {
+    if (hub.peers.size > 0) deliver(hub, hub.peers.values(), frameOf(payload, isText), null);
+    return;
+  }
+  const subscribers = hub.topics.subscribers(topic);
+  if (subscribers !== undefined) deliver(hub, subscribers, frameOf(payload, isText), null);
+}
