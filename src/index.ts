@@ -63,7 +63,18 @@ export {
   type StreamStateFactory,
 } from './event/app.js';
 export type { HeartbeatOptions } from './event/heartbeat.js';
-export type { Broker, BrokerMembership, BrokerListener } from './broker/types.js';
+export {
+  nodeOf,
+  NODE_ID_FACTOR,
+  type Broker,
+  type BrokerMembership,
+  type BrokerListener,
+  type BrokerDirectListener,
+  type BrokerJoinOptions,
+  type BrokerHealthEvent,
+  type BrokerHealthListener,
+  type BrokerStats,
+} from './broker/types.js';
 export { InProcessBroker } from './broker/in-process.js';
 export {
   createUpgradeListener,

@@ -20,7 +20,8 @@ export type WebSocketErrorCode =
   | 'WS_ERR_CLOSE_TIMEOUT'
   | 'WS_ERR_CONNECTION_LOST'
   | 'WS_ERR_INVALID_ARGUMENT'
-  | 'WS_ERR_COMPRESSION';
+  | 'WS_ERR_COMPRESSION'
+  | 'WS_ERR_BROKER';
 
 export class WebSocketError extends Error {
   /** A stable identifier of the kind of error. */

@@ -1,0 +1,205 @@
+// The Redis broker on its own, against a real redis-server: what crosses, what does not, what
+// the channels look like in Redis, and what happens when Redis goes away and comes back.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { RedisBroker } from '../../src/broker/redis.js';
+import { NODE_ID_FACTOR, type BrokerHealthEvent, type BrokerMembership } from '../../src/broker/types.js';
+import { RedisServer } from './redis-server.js';
+
+async function until(predicate: () => boolean | Promise<boolean>, what: string, timeoutMs = 10000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+interface Received {
+  topic: string | null;
+  payload: Buffer;
+  isText: boolean;
+}
+
+/** A broker joined by a recording member. */
+async function member(url: string, prefix: string): Promise<{
+  broker: RedisBroker;
+  membership: BrokerMembership;
+  received: Received[];
+  direct: { id: number; payload: Buffer; isText: boolean }[];
+  health: BrokerHealthEvent[];
+}> {
+  const broker = await RedisBroker.connect({ url, prefix, presenceIntervalMs: 200, maxReconnectDelayMs: 100 });
+  const received: Received[] = [];
+  const direct: { id: number; payload: Buffer; isText: boolean }[] = [];
+  const health: BrokerHealthEvent[] = [];
+  broker.onHealth((event) => health.push(event));
+  const membership = broker.join(
+    (topic, payload, isText) => received.push({ topic, payload: Buffer.from(payload), isText }),
+    { direct: (id, payload, isText) => direct.push({ id, payload: Buffer.from(payload), isText }) },
+  );
+  return { broker, membership, received, direct, health };
+}
+
+test('Redis broker: broadcasts, topics and directed sends cross once, bytes intact, never back to the sender', async () => {
+  const redis = await RedisServer.start();
+  const [a, b, c] = await Promise.all([1, 2, 3].map(() => member(redis.url, 'cross')));
+  try {
+    // Node numbers come from a counter in Redis: distinct.
+    assert.equal(new Set([a!.broker.node, b!.broker.node, c!.broker.node]).size, 3);
+    assert.ok([a, b, c].every((m) => m!.broker.stats().connected));
+
+    b!.membership.topicOpened!('room');
+    await until(async () => (await redis.command('PUBSUB', 'NUMSUB', 'cross:topic:room'))[1] === '1', 'b listens to room');
+
+    const binary = Buffer.alloc(70_000);
+    for (let i = 0; i < binary.length; i++) binary[i] = i % 251;
+    a!.membership.publish(null, Buffer.from('hello all'), true);
+    a!.membership.publish('room', binary, false);
+    a!.membership.publish('nobody-listens', Buffer.from('lost in space'), true);
+    await until(() => b!.received.length === 2 && c!.received.length === 1, 'deliveries');
+    await sleep(100);
+
+    assert.deepEqual(a!.received, [], 'the sender does not get its own messages back');
+    assert.deepEqual(b!.received.map((r) => [r.topic, r.isText, r.payload.length]), [[null, true, 9], ['room', false, 70_000]]);
+    assert.ok(b!.received[1]!.payload.equals(binary), 'binary payload crosses unchanged');
+    assert.deepEqual(c!.received.map((r) => [r.topic, String(r.payload)]), [[null, 'hello all']]);
+    assert.equal(a!.broker.stats().published, 3);
+    assert.equal(c!.broker.stats().received, 1, 'c listens to no topic and receives no topic message');
+
+    // A directed send reaches the owner of the id only.
+    const id = c!.broker.node * NODE_ID_FACTOR + 7;
+    assert.equal(a!.membership.sendTo!(id, Buffer.from('just you'), true), true);
+    await until(() => c!.direct.length === 1, 'direct');
+    assert.deepEqual(c!.direct.map((d) => [d.id, String(d.payload), d.isText]), [[id, 'just you', true]]);
+    assert.deepEqual(b!.direct, []);
+    // To a node nobody is: Redis reports no receiver, which counts as dropped.
+    a!.membership.sendTo!((c!.broker.node + 1000) * NODE_ID_FACTOR + 1, Buffer.from('?'), true);
+    await until(() => a!.broker.stats().dropped === 1, 'dropped direct');
+
+    // The last local subscriber leaves: the process stops listening to the channel.
+    b!.membership.topicClosed!('room');
+    await until(async () => (await redis.command('PUBSUB', 'NUMSUB', 'cross:topic:room'))[1] === '0', 'unsubscribed');
+    assert.deepEqual((await redis.command('PUBSUB', 'CHANNELS', 'cross:topic:*')), []);
+  } finally {
+    await Promise.all([a, b, c].map((m) => m!.broker.close()));
+    await redis.stop();
+  }
+});
+
+test('Redis broker: connection counts of the other processes', async () => {
+  const redis = await RedisServer.start();
+  const a = await member(redis.url, 'counts');
+  const b = await member(redis.url, 'counts');
+  try {
+    for (let i = 1; i <= 3; i++) a.membership.connectionOpened!(a.broker.node * NODE_ID_FACTOR + i);
+    b.membership.connectionOpened!(b.broker.node * NODE_ID_FACTOR + 1);
+    await until(() => b.membership.remoteConnectionCount!() === 3 && a.membership.remoteConnectionCount!() === 1, 'counts');
+    a.membership.connectionClosed!(a.broker.node * NODE_ID_FACTOR + 1);
+    await until(() => b.membership.remoteConnectionCount!() === 2, 'count after a close');
+    // A newcomer learns the others' counts without waiting for their next renewal.
+    const c = await member(redis.url, 'counts');
+    await until(() => c.membership.remoteConnectionCount!() === 3, 'newcomer counts', 1000);
+    await a.broker.close();
+    await until(() => b.membership.remoteConnectionCount!() === 0 && c.membership.remoteConnectionCount!() === 1, 'a left');
+    await c.broker.close();
+  } finally {
+    await a.broker.close();
+    await b.broker.close();
+    await redis.stop();
+  }
+});
+
+test('Redis broker: Redis killed and restarted: drops are counted and reported, the link and subscriptions come back by themselves', async () => {
+  const redis = await RedisServer.start();
+  const a = await member(redis.url, 'outage');
+  const b = await member(redis.url, 'outage');
+  try {
+    b.membership.topicOpened!('room');
+    await until(async () => (await redis.command('PUBSUB', 'NUMSUB', 'outage:topic:room'))[1] === '1', 'subscribed');
+    a.membership.publish('room', Buffer.from('before'), true);
+    await until(() => b.received.length === 1, 'before');
+
+    await redis.stop();
+    await until(() => !a.broker.stats().connected && !b.broker.stats().connected, 'disconnected');
+    assert.ok(a.health.some((e) => e.type === 'disconnected'));
+    // While Redis is away, publishes return at once and are counted, not queued.
+    const started = Date.now();
+    for (let i = 0; i < 100; i++) a.membership.publish('room', Buffer.from(`during ${i}`), true);
+    assert.ok(Date.now() - started < 1000);
+    assert.equal(a.broker.stats().dropped, 100);
+    await until(() => a.health.some((e) => e.type === 'dropped'), 'dropped event', 3000);
+    const reported = a.health.filter((e) => e.type === 'dropped').reduce((sum, e) => sum + (e as { count: number }).count, 0);
+    assert.equal(reported, 100);
+
+    await redis.restart();
+    await until(() => a.broker.stats().connected && b.broker.stats().connected, 'reconnected');
+    assert.equal(a.health.at(-1)!.type, 'connected');
+    // The topic subscription was restored by the client, without the app doing anything.
+    assert.deepEqual(await redis.command('PUBSUB', 'NUMSUB', 'outage:topic:room'), ['outage:topic:room', '1']);
+    a.membership.publish('room', Buffer.from('after'), true);
+    a.membership.publish(null, Buffer.from('after all'), true);
+    await until(() => b.received.length === 3, 'after');
+    assert.deepEqual(b.received.map((r) => String(r.payload)), ['before', 'after', 'after all']);
+    // Redis came back empty: the node counter is raised again above the numbers in use.
+    await until(async () => Number((await redis.command('GET', 'outage:nodes'))[0]) >= Math.max(a.broker.node, b.broker.node), 'counter claimed');
+    const c = await RedisBroker.connect({ url: redis.url, prefix: 'outage' });
+    assert.ok(c.node > Math.max(a.broker.node, b.broker.node));
+    await c.close();
+  } finally {
+    await a.broker.close();
+    await b.broker.close();
+    await redis.stop();
+  }
+});
+
+test('Redis broker: connect rejects with WS_ERR_BROKER when Redis does not answer in time', async () => {
+  const redis = await RedisServer.start();
+  const url = redis.url;
+  await redis.stop();
+  const started = Date.now();
+  await assert.rejects(RedisBroker.connect({ url, connectTimeoutMs: 300 }), (error: Error & { code?: string }) => error.code === 'WS_ERR_BROKER');
+  assert.ok(Date.now() - started < 3000);
+});
+
+test('Redis broker: one app at a time', async () => {
+  const redis = await RedisServer.start();
+  const broker = await RedisBroker.connect({ url: redis.url });
+  try {
+    const first = broker.join(() => {});
+    assert.throws(() => broker.join(() => {}), (error: Error & { code?: string }) => error.code === 'WS_ERR_INVALID_ARGUMENT');
+    await first.leave();
+    broker.join(() => {});
+  } finally {
+    await broker.close();
+    await redis.stop();
+  }
+});
+
+test('humphrey-ws/redis is a subpath export of the built package, and the core never loads ioredis', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { dirname, join, resolve } = await import('node:path');
+  const { fileURLToPath } = await import('node:url');
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  // Through the package's own name, as a user imports it (tests run after `npm run build`).
+  const entry = await import('humphrey-ws/redis');
+  assert.equal(typeof entry.RedisBroker.connect, 'function');
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+  assert.deepEqual(pkg.dependencies ?? {}, {});
+  assert.equal(pkg.peerDependenciesMeta.ioredis.optional, true);
+  // Every module reachable from the core entry, by static imports: none is ioredis.
+  const seen = new Set<string>();
+  const visit = (file: string): void => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    const source = readFileSync(file, 'utf8');
+    for (const match of source.matchAll(/(?:^|\n)\s*(?:import|export)[^'"]*?from\s+['"]([^'"]+)['"]/g)) {
+      const spec = match[1]!;
+      assert.notEqual(spec, 'ioredis', `${file} imports ioredis`);
+      if (spec.startsWith('.')) visit(resolve(dirname(file), spec));
+    }
+  };
+  visit(join(root, 'dist/index.js'));
+  assert.ok(seen.size > 10, `walked ${seen.size} modules`);
+});
