@@ -1,12 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { WebSocketError } from './errors.js';
+import { isAsciiFieldValue, isToken, isValidHost, trimOws } from './http1.js';
 
 /** RFC 6455 section 1.3: appended to the key before hashing. */
 const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 /** Base64 of exactly 16 bytes: 22 significant characters, then `==`. */
 const KEY_PATTERN = /^[A-Za-z0-9+/]{21}[AQgw]==$/;
-/** RFC 7230 token characters, for subprotocol names. */
-const TOKEN_PATTERN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 export type HeaderValue = string | string[] | undefined;
 export type Headers = Record<string, HeaderValue>;
@@ -17,6 +16,13 @@ export interface UpgradeRequestHead {
   /** e.g. `'1.1'`. */
   httpVersion: string;
   headers: Headers;
+  /**
+   * Optional: the header lines as received, names and values alternating (node:http's
+   * `request.rawHeaders`). node:http keeps only the first of several `Host` lines in
+   * `headers`; with these, a repeated `Host`, `Sec-WebSocket-Key` or `Sec-WebSocket-Version`
+   * is refused however the headers object merged it.
+   */
+  rawHeaders?: readonly string[];
 }
 
 export interface HandshakeAccepted {
@@ -44,11 +50,11 @@ function headerText(value: HeaderValue): string {
   return Array.isArray(value) ? value.join(',') : (value ?? '');
 }
 
-/** Split a comma-separated header into trimmed, non-empty tokens. */
+/** Split a comma-separated header into tokens without surrounding SP/HTAB, dropping empty ones. */
 export function headerTokens(value: HeaderValue): string[] {
   return headerText(value)
     .split(',')
-    .map((token) => token.trim())
+    .map((token) => trimOws(token))
     .filter((token) => token.length > 0);
 }
 
@@ -60,25 +66,111 @@ function reject(status: number, body: string, headers: Record<string, string> = 
   return { ok: false, status, headers, body };
 }
 
+/** The request headers the handshake reads (all with ASCII grammars), as messages write their names. */
+const HANDSHAKE_HEADERS: Record<string, string> = {
+  host: 'Host',
+  upgrade: 'Upgrade',
+  connection: 'Connection',
+  'sec-websocket-key': 'Sec-WebSocket-Key',
+  'sec-websocket-version': 'Sec-WebSocket-Version',
+  'sec-websocket-protocol': 'Sec-WebSocket-Protocol',
+  'sec-websocket-extensions': 'Sec-WebSocket-Extensions',
+  'content-length': 'Content-Length',
+  'transfer-encoding': 'Transfer-Encoding',
+};
+const HANDSHAKE_HEADER_NAMES = Object.keys(HANDSHAKE_HEADERS);
+const KEY_REFUSAL = 'missing, repeated or invalid Sec-WebSocket-Key (expected one base64 value of 16 bytes)';
+
+/** Whether every value of a header is a string of ASCII field characters (see `isAsciiFieldValue`). */
+function isAsciiHeader(value: HeaderValue): boolean {
+  if (typeof value === 'string') return isAsciiFieldValue(value);
+  if (!Array.isArray(value)) return false;
+  for (const item of value) if (typeof item !== 'string' || !isAsciiFieldValue(item)) return false;
+  return true;
+}
+
+/**
+ * The name of a header that must appear once but appears more often in `rawHeaders`: `Host`
+ * (RFC 9112 section 3.2), `Sec-WebSocket-Key` and `Sec-WebSocket-Version` (RFC 6455 sections
+ * 11.3.1 and 11.3.5). Undefined when none is, or without raw headers.
+ */
+function repeatedSingleHeader(rawHeaders: readonly string[] | undefined): string | undefined {
+  if (rawHeaders === undefined) return undefined;
+  let host = 0;
+  let key = 0;
+  let version = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.length !== 4 && name.length !== 17 && name.length !== 21) continue;
+    const lower = name.toLowerCase();
+    if (lower === 'host') host++;
+    else if (lower === 'sec-websocket-key') key++;
+    else if (lower === 'sec-websocket-version') version++;
+  }
+  return host > 1 ? 'Host' : key > 1 ? 'Sec-WebSocket-Key' : version > 1 ? 'Sec-WebSocket-Version' : undefined;
+}
+
+/**
+ * The HTTP version check of the handshake: HTTP/1.1 (or a later 1.x, read as 1.1 by RFC 9110
+ * section 2.5). Older versions get 400, other major versions 505.
+ */
+function checkHttpVersion(version: string): HandshakeRejected | null {
+  if (version === '1.1') return null;
+  const major = version.charCodeAt(0) - 0x30;
+  const minor = version.charCodeAt(2) - 0x30;
+  if (version.length !== 3 || version[1] !== '.' || !(major >= 0 && major <= 9) || !(minor >= 0 && minor <= 9)) {
+    return reject(400, `invalid HTTP version ${JSON.stringify(version)}; a WebSocket handshake needs HTTP/1.1`);
+  }
+  if (major === 1 && minor >= 1) return null;
+  if (major <= 1) return reject(400, 'WebSocket handshake needs HTTP/1.1 or later');
+  return reject(505, `HTTP/${version} is not supported; a WebSocket handshake needs HTTP/1.1`);
+}
+
 /**
  * Check an opening handshake (RFC 6455 section 4.2.1). On success gives the accept value and
- * the offered subprotocols; otherwise the HTTP status (400, 405 or 426), headers and a body
- * that say what is wrong.
+ * the offered subprotocols; otherwise the HTTP status, headers and a body that say what is
+ * wrong: 405 a method other than GET; 505 an HTTP major version other than 1; 426 a
+ * `Sec-WebSocket-Version` other than 13; 400 everything else: HTTP older than 1.1, a missing,
+ * repeated or invalid `Host`, a body (`Transfer-Encoding`, or `Content-Length` other than 0,
+ * which a proxy would read differently from the frames that follow), missing `Upgrade:
+ * websocket` or `Connection: Upgrade`, a repeated `Sec-WebSocket-Version`, a missing,
+ * repeated or malformed `Sec-WebSocket-Key`, a `Sec-WebSocket-Protocol` that is not a list of
+ * tokens, or any of the handshake's headers holding a control character or a non-ASCII byte.
  */
 export function validateUpgradeRequest(request: UpgradeRequestHead): HandshakeAccepted | HandshakeRejected {
   if (request.method !== 'GET') return reject(405, 'WebSocket handshake must use GET', { Allow: 'GET' });
-  const [major = 0, minor = 0] = request.httpVersion.split('.').map(Number);
-  if (major < 1 || (major === 1 && minor < 1)) return reject(400, 'WebSocket handshake needs HTTP/1.1 or later');
+  const versionRefusal = checkHttpVersion(request.httpVersion);
+  if (versionRefusal !== null) return versionRefusal;
   const headers = request.headers;
-  if (headerText(headers['host']).trim() === '') return reject(400, 'missing Host header');
+  for (const name of HANDSHAKE_HEADER_NAMES) {
+    const value = headers[name];
+    if (value !== undefined && !isAsciiHeader(value)) return reject(400, `invalid characters in the ${HANDSHAKE_HEADERS[name]} header`);
+  }
+  const repeated = repeatedSingleHeader(request.rawHeaders);
+  if (repeated === 'Sec-WebSocket-Key') return reject(400, KEY_REFUSAL);
+  if (repeated !== undefined) return reject(400, `repeated ${repeated} header`);
+
+  const host = headers['host'];
+  if (Array.isArray(host)) return reject(400, 'repeated Host header');
+  const hostValue = trimOws(host ?? '');
+  if (hostValue === '') return reject(400, 'missing Host header');
+  if (!isValidHost(hostValue)) return reject(400, 'invalid Host header');
+  const contentLength = headers['content-length'];
+  if (headers['transfer-encoding'] !== undefined || (contentLength !== undefined && trimOws(headerText(contentLength)) !== '0')) {
+    return reject(400, 'a WebSocket handshake request must not have a body (Transfer-Encoding or Content-Length)');
+  }
   if (!hasToken(headers['upgrade'], 'websocket')) return reject(400, 'missing or invalid Upgrade header (expected "websocket")');
   if (!hasToken(headers['connection'], 'upgrade')) return reject(400, 'missing or invalid Connection header (expected "Upgrade")');
-  const version = headerText(headers['sec-websocket-version']).trim();
+
+  const versionHeader = headers['sec-websocket-version'];
+  const version = trimOws(headerText(versionHeader));
+  if (Array.isArray(versionHeader) || version.includes(',')) return reject(400, 'repeated Sec-WebSocket-Version header (expected one value, 13)');
   if (version !== '13') {
     return reject(426, `unsupported Sec-WebSocket-Version ${JSON.stringify(version)} (supported: 13)`, { 'Sec-WebSocket-Version': '13' });
   }
-  const key = headerText(headers['sec-websocket-key']).trim();
-  if (!KEY_PATTERN.test(key)) return reject(400, 'missing or invalid Sec-WebSocket-Key (expected base64 of 16 bytes)');
+  const keyHeader = headers['sec-websocket-key'];
+  const key = trimOws(headerText(keyHeader));
+  if (Array.isArray(keyHeader) || !KEY_PATTERN.test(key)) return reject(400, KEY_REFUSAL);
   const protocols = headerTokens(headers['sec-websocket-protocol']);
   if (!protocols.every(isValidProtocolName)) return reject(400, 'invalid Sec-WebSocket-Protocol (expected a comma-separated list of tokens)');
   return { ok: true, accept: acceptKeyFor(key), protocols };
@@ -100,10 +192,14 @@ const STATUS_TEXT: Record<number, string> = {
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
+  414: 'URI Too Long',
   426: 'Upgrade Required',
   429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
+  501: 'Not Implemented',
   503: 'Service Unavailable',
+  505: 'HTTP Version Not Supported',
 };
 
 /** A complete HTTP response refusing the upgrade; the connection is closed after it. */
@@ -119,7 +215,7 @@ export function buildRejectResponse(status: number, body = '', headers: Record<s
 
 /** Whether `name` may be used as a subprotocol name (an HTTP token). */
 export function isValidProtocolName(name: string): boolean {
-  return TOKEN_PATTERN.test(name);
+  return isToken(name);
 }
 
 /** A fresh client key and the accept value the server must answer with. */
@@ -160,9 +256,9 @@ export function validateServerResponse(
   if (statusCode !== 101) fail(`server answered with status ${statusCode}`);
   if (!hasToken(headers['upgrade'], 'websocket')) fail('missing Upgrade: websocket');
   if (!hasToken(headers['connection'], 'upgrade')) fail('missing Connection: Upgrade');
-  if (headerText(headers['sec-websocket-accept']).trim() !== expectedAccept) fail('wrong Sec-WebSocket-Accept');
-  if (headerText(headers['sec-websocket-extensions']).trim() !== '') fail('server chose an extension that was not offered');
-  const chosen = headerText(headers['sec-websocket-protocol']).trim();
+  if (trimOws(headerText(headers['sec-websocket-accept'])) !== expectedAccept) fail('wrong Sec-WebSocket-Accept');
+  if (trimOws(headerText(headers['sec-websocket-extensions'])) !== '') fail('server chose an extension that was not offered');
+  const chosen = trimOws(headerText(headers['sec-websocket-protocol']));
   if (chosen === '') return undefined;
   if (!offeredProtocols.includes(chosen)) fail(`server chose subprotocol ${JSON.stringify(chosen)} that was not offered`);
   return chosen;

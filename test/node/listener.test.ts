@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { connect as netConnect, type AddressInfo } from 'node:net';
+import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { createUpgradeListener, type UpgradeListener } from '../../src/node/listener.js';
 import { websocketHandler } from '../../src/stream/handler.js';
@@ -85,5 +85,80 @@ describe('createUpgradeListener', () => {
     other.destroyPendingHandshakes();
     await new Promise<void>((resolve) => other.close(() => resolve()));
     http = [];
+  });
+});
+
+describe('createUpgradeListener: strict request heads, end to end over TCP', () => {
+  let server: UpgradeListener;
+  let port: number;
+  /** The server's side of every connection, in the order they arrived. */
+  const serverSockets: Socket[] = [];
+  const key = 'dGhlIHNhbXBsZSBub25jZQ==';
+  const upgrade = (...extra: string[]): string =>
+    `GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extra.map((l) => `${l}\r\n`).join('')}\r\n`;
+
+  before(async () => {
+    const route = websocketHandler(async (stream) => {
+      await stream.send(`__proto__=${String(stream.request?.headers['__proto__'])} constructor=${String(stream.request?.headers['constructor'])}`);
+      for await (const message of stream) await stream.send(message);
+    });
+    // Default limits and a long head timeout: a refusal that waited for the timeout would show.
+    server = createUpgradeListener((request, socket, head) => route(request, socket, head, undefined), { headTimeoutMs: 60_000 });
+    server.on('connection', (socket: Socket) => serverSockets.push(socket));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as AddressInfo).port;
+  });
+  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  /** Send `request`; the server's answer, once the server has closed its side of the connection. */
+  async function answerTo(request: string): Promise<string> {
+    const index = serverSockets.length;
+    const answer = await exchange(port, Buffer.from(request, 'latin1'));
+    const socket = serverSockets[index]!;
+    if (!socket.destroyed) {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('the server kept the refused socket open')), 5000);
+        socket.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    return answer;
+  }
+
+  test('each strictness rule answers its status and frees the socket', async () => {
+    const cases: [string, string, number][] = [
+      ['a repeated Host', upgrade('Host: y'), 400],
+      ['\\v in a value', upgrade('X: a\vb'), 400],
+      ['0xA0 before the key', upgrade().replace(`Key: ${key}`, `Key: \xa0${key}`), 400],
+      ['obsolete line folding', upgrade('X: a', ' b'), 400],
+      ['whitespace before a colon', upgrade('X : a'), 400],
+      ['a bare LF, head never completed', 'GET /chat HTTP/1.1\r\nHost: x\n', 400],
+      ['Transfer-Encoding', upgrade('Transfer-Encoding: chunked'), 400],
+      ['Content-Length: 5 and a body', upgrade('Content-Length: 5') + 'hello', 400],
+      ['a repeated Sec-WebSocket-Version', upgrade('Sec-WebSocket-Version: 13'), 400],
+      ['a key of 17 bytes', upgrade().replace(key, Buffer.alloc(17).toString('base64')), 400],
+      ['a target of 9000 bytes', `GET /${'a'.repeat(9000)} HTTP/1.1\r\n`, 414],
+      ['101 headers', upgrade(...Array.from({ length: 96 }, (_, i) => `X-${i}: v`)), 431],
+      ['a 17 KiB head', `GET / HTTP/1.1\r\nX: ${'a'.repeat(17 * 1024)}`, 431],
+      ['HTTP/2.0', upgrade().replace('HTTP/1.1', 'HTTP/2.0'), 505],
+    ];
+    for (const [what, request, status] of cases) {
+      const answer = await answerTo(request);
+      assert.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `), what);
+      assert.match(answer, /\r\nConnection: close\r\n/, what);
+    }
+  });
+
+  test('__proto__ and constructor are ordinary request headers: the upgrade works and nothing is polluted', async () => {
+    const close = Buffer.from([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]);
+    const request = Buffer.concat([Buffer.from(upgrade('__proto__: polluted', 'constructor: y')), close]);
+    const answer = await exchange(port, request);
+    assert.match(answer, /^HTTP\/1\.1 101 Switching Protocols\r\n/);
+    assert.ok(answer.includes('__proto__=polluted constructor=y'), answer);
+    assert.ok(answer.endsWith('\x88\x02\x03\xe8'));
+    assert.equal(({} as Record<string, unknown>)['polluted'], undefined);
+    assert.equal(Object.getPrototypeOf({}), Object.prototype);
   });
 });
