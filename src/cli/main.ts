@@ -3,9 +3,10 @@ import { commandHelp, parseCommandArgs, type Command } from './command.js';
 import { UsageError } from './flags.js';
 import { echo } from './echo.js';
 import { broadcast } from './broadcast.js';
+import { connectCommand } from './connect.js';
 
 /** Every command, in the order the help lists them. */
-const COMMANDS: readonly Command[] = [echo, broadcast];
+const COMMANDS: readonly Command[] = [echo, broadcast, connectCommand];
 
 function version(): string {
   const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };

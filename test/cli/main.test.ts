@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { runCli } from './run.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-const COMMANDS = ['echo', 'broadcast'];
+const COMMANDS = ['echo', 'broadcast', 'connect'];
 
 describe('humphrey-ws (the command itself)', () => {
   it('--version and -V print the package version', () => {
@@ -36,6 +36,11 @@ describe('humphrey-ws (the command itself)', () => {
     const expected: Record<string, string[]> = {
       echo: ['--host HOST', '--port PORT', '--cert FILE', '--key FILE', '--max-message-size BYTES', '--mode sync|async', '-h, --help'],
       broadcast: ['--host HOST', '--port PORT', '--cert FILE', '--key FILE', '--max-message-size BYTES', '--heartbeat MS', '--max-buffered-amount BYTES', '--backpressure drop|close'],
+      connect: [
+        'usage: humphrey-ws connect URL', '-H, --header NAME:VALUE', '-s, --protocol PROTOCOL', '-o, --origin ORIGIN', '--auth USER:PASSWORD',
+        '--ca FILE', '-k, --insecure', '-b, --binary', '-x, --execute MESSAGE', '-w, --wait SECONDS', '--ping-interval MS', '--show-ping',
+        '--max-message-size BYTES', '-q, --quiet', '/ping', '/close [CODE] [REASON]', 'Exit status',
+      ],
     };
     for (const command of COMMANDS) {
       for (const args of [[command, '--help'], [command, '-h'], ['help', command]]) {
