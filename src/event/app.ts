@@ -10,6 +10,7 @@ import { acceptUpgrade, type UpgradeDecision } from '../node/upgrade.js';
 import { ADDRESS_FORMS, listen, parseListenAddress, readCertificate, urlHost } from '../node/address.js';
 import { matchPath } from '../util/path.js';
 import type { Broker } from '../broker/types.js';
+import { ClusterPrimary, isClusterWorker, stopOnSignals, workerBroker } from '../broker/cluster.js';
 import type { HeartbeatOptions } from './heartbeat.js';
 import { Hub } from './hub.js';
 import { AsyncSender } from './facades.js';
@@ -82,6 +83,9 @@ export class AsyncWebSocketApp<State = undefined, StreamState = unknown> {
   readonly #hub: Hub;
   #unlinked = false;
   #server: UpgradeListener | undefined;
+  /** In a cluster's primary (`run({ workers })`): the workers' supervisor. */
+  #cluster: ClusterPrimary | undefined;
+  #removeSignals: (() => void) | undefined;
   #secure = false;
   #starting = false;
   #closing: Promise<void> | undefined;
@@ -316,7 +320,7 @@ export class AsyncWebSocketApp<State = undefined, StreamState = unknown> {
     if (this.#unlinked) {
       throw new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'an unlinked app has no server of its own: link it with connectHook(), attach() or handleUpgrade()');
     }
-    if (this.#server !== undefined || this.#starting) {
+    if (this.#server !== undefined || this.#cluster !== undefined || this.#starting) {
       throw new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'the app is already running');
     }
     const where = address ?? this.#hub.options.address ?? DEFAULT_ADDRESS;
@@ -327,8 +331,10 @@ export class AsyncWebSocketApp<State = undefined, StreamState = unknown> {
     const { host, port } = parsed;
     const { signal } = options;
     if (signal?.aborted) throw new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'the abort signal was already aborted');
+    if (options.workers !== undefined && !isClusterWorker()) return this.#runPrimary(options);
     this.#starting = true;
     try {
+      if (options.workers !== undefined) this.#hub.setBroker(workerBroker(this.#hub.broker, () => this.close()));
       let tls = options.tls;
       if (tls === undefined && this.#certPaths !== undefined) {
         tls = await readCertificate(this.#certPaths);
@@ -348,8 +354,33 @@ export class AsyncWebSocketApp<State = undefined, StreamState = unknown> {
     }
   }
 
-  /** Where the app's own server listens. Throws before `run` has resolved. */
+  /** `run({ workers })` in the primary: fork the workers, relay between them, serve nothing itself. */
+  async #runPrimary(options: AsyncRunOptions): Promise<AsyncAppAddress> {
+    this.#starting = true;
+    try {
+      const timeoutMs = this.#hub.options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
+      const primary = await ClusterPrimary.start({
+        workers: options.workers!,
+        // A worker's close takes at most two shutdown timeouts (clients, then handlers).
+        stopTimeoutMs: 2 * timeoutMs + 2000,
+        ...(options.onWorkerExit !== undefined ? { onWorkerExit: options.onWorkerExit } : {}),
+      });
+      this.#cluster = primary;
+      this.#secure = options.tls !== undefined || this.#certPaths !== undefined;
+      // The primary's sender reaches the workers through the relay (or through the app's own broker).
+      if (this.#hub.broker === null) this.#hub.setBroker(primary);
+      else this.#hub.join();
+      this.#removeSignals = stopOnSignals(() => this.close());
+      if (options.signal !== undefined) this.#watch(options.signal);
+      return primary.address;
+    } finally {
+      this.#starting = false;
+    }
+  }
+
+  /** Where the app's own server listens (in a cluster's primary: where its workers do). Throws before `run` has resolved. */
   get address(): AsyncAppAddress {
+    if (this.#cluster !== undefined) return this.#cluster.address;
     const info = this.#server?.address() as AddressInfo | string | null | undefined;
     if (info === undefined || info === null || typeof info === 'string') {
       throw new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'app.address is only available while the app runs its own server');
@@ -365,7 +396,7 @@ export class AsyncWebSocketApp<State = undefined, StreamState = unknown> {
 
   /** Whether `run` has resolved and `close` has not started. */
   get running(): boolean {
-    return this.#server !== undefined && this.#closing === undefined;
+    return (this.#server !== undefined || this.#cluster !== undefined) && this.#closing === undefined;
   }
 
   // Shutdown -----------------------------------------------------------------------------------
@@ -414,9 +445,17 @@ export class AsyncWebSocketApp<State = undefined, StreamState = unknown> {
         await serverClosed;
         this.#server = undefined;
       }
+      const primary = this.#cluster;
+      if (primary !== undefined) {
+        this.#removeSignals?.();
+        this.#removeSignals = undefined;
+        await primary.close();
+        this.#cluster = undefined;
+      }
       const membership = hub.membership;
       hub.membership = null;
       if (membership !== null) await membership.leave();
+      if (primary !== undefined && hub.broker === primary) hub.broker = null;
     } finally {
       hub.closing = false;
     }

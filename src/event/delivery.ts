@@ -1,5 +1,6 @@
 import { CloseCode, encodeFrame, Opcode } from '../protocol/frame.js';
 import { Message, type MessageLike } from '../message.js';
+import { nodeOf } from '../broker/types.js';
 import type { Hub } from './hub.js';
 import type { Peer } from './peer.js';
 import type { DeliveryReport } from './types.js';
@@ -111,6 +112,23 @@ export function publish(hub: Hub, topic: string, message: MessageLike, except: P
   const report = subscribers === undefined ? NOWHERE : deliver(hub, subscribers, frameOf(payload, isText), except);
   hub.membership?.publish(topic, toBuffer(payload), isText);
   return report;
+}
+
+/**
+ * Send to a connection this process does not have: hand it to the broker member that owns the
+ * id. `{ queued: 0, skipped: 0 }` once handed over (its fate is decided there) or if no broker
+ * can reach it; `{ queued: 0, skipped: 1 }` if it could not be handed over (counted as dropped).
+ */
+export function sendAcross(hub: Hub, id: number, message: MessageLike): DeliveryReport {
+  const membership = hub.membership;
+  if (membership?.sendTo === undefined || nodeOf(id) === membership.node) return NOWHERE;
+  return membership.sendTo(id, toBuffer(payloadOf(message)), isTextOf(message)) ? NOWHERE : SKIPPED_ONE;
+}
+
+/** Deliver a send from another member to our connection `id`, if it is still open. */
+export function deliverDirect(hub: Hub, id: number, payload: Buffer, isText: boolean): void {
+  const peer = hub.peers.get(id);
+  if (peer !== undefined) sendTo(hub, peer, Message.fromReceived(payload, isText));
 }
 
 /** Deliver what another member of the broker broadcast or published. */

@@ -5,14 +5,17 @@ import type { CloseInfo } from '../stream/stream.js';
 import type { Hub } from './hub.js';
 import type { Peer } from './peer.js';
 import type { DeliveryReport } from './types.js';
-import { broadcast, NOWHERE, publish, sendTo } from './delivery.js';
+import { broadcast, publish, sendAcross, sendTo } from './delivery.js';
 
 /**
  * One connection as the event handlers see it. It never exposes the socket: messages go out
  * through `send`, `broadcast` and `publish`, each returning a `DeliveryReport`.
  */
 export class AsyncStream<StreamState = unknown> {
-  /** A number unique within the app (increasing from 1); use it with `AsyncSender.send`. */
+  /**
+   * A number unique within the app (increasing from 1), and with a broker across all its
+   * processes (the process's node number times 2^32 plus a counter); use it with `AsyncSender.send`.
+   */
   readonly id: number;
   /** The remote address as `host:port` (IPv6 hosts in brackets). */
   readonly peerAddr: string;
@@ -111,10 +114,14 @@ export class AsyncSender {
     this.#hub = hub as Hub;
   }
 
-  /** Send to the connection with this id. `{ queued: 0, skipped: 0 }` if there is none. */
+  /**
+   * Send to the connection with this id. `{ queued: 0, skipped: 0 }` if there is none. With a
+   * broker, an id of another process's connection is handed to that process once (reported as
+   * `{ queued: 0, skipped: 0 }`, or `skipped: 1` if it could not be handed over).
+   */
   send(id: number, message: MessageLike): DeliveryReport {
     const peer = this.#hub.peers.get(id);
-    return peer === undefined ? NOWHERE : sendTo(this.#hub, peer, message);
+    return peer === undefined ? sendAcross(this.#hub, id, message) : sendTo(this.#hub, peer, message);
   }
 
   /** Send to every connection (framed once). */
@@ -127,14 +134,17 @@ export class AsyncSender {
     return publish(this.#hub, topic, message, null);
   }
 
-  /** Whether a connection with this id is open. */
+  /** Whether a connection with this id is open in this process. */
   has(id: number): boolean {
     return this.#hub.peers.has(id);
   }
 
-  /** The number of open connections. */
+  /**
+   * The number of open connections: this process's, plus (with a broker) those of the other
+   * processes as they last reported them.
+   */
   get connectionCount(): number {
-    return this.#hub.peers.size;
+    return this.#hub.peers.size + (this.#hub.membership?.remoteConnectionCount?.() ?? 0);
   }
 
   /** The number of subscribers of `topic`. */

@@ -3,13 +3,13 @@ import { CloseCode, encodeFrame, Opcode } from '../protocol/frame.js';
 import { SocketBinding, DEFAULT_CLOSE_TIMEOUT_MS } from '../node/socket.js';
 import type { AcceptedUpgrade } from '../node/upgrade.js';
 import { formatAddress } from '../node/address.js';
-import type { Broker, BrokerMembership } from '../broker/types.js';
+import { MAX_NODE, NODE_ID_FACTOR, type Broker, type BrokerMembership } from '../broker/types.js';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { HeartbeatSweep, type HeartbeatOptions } from './heartbeat.js';
 import { Topics } from './topics.js';
 import { Peer } from './peer.js';
-import { deliverFromBroker } from './delivery.js';
+import { deliverDirect, deliverFromBroker } from './delivery.js';
 import type { AsyncStream } from './facades.js';
 import type {
   AsyncAppOptions,
@@ -113,9 +113,27 @@ export class Hub {
   /** Join the broker if there is one and we are not a member (again, after a close). */
   join(): void {
     if (this.broker === null || this.membership !== null) return;
-    const membership = this.broker.join((topic, payload, isText) => deliverFromBroker(this, topic, payload, isText));
+    const membership = this.broker.join((topic, payload, isText) => deliverFromBroker(this, topic, payload, isText), {
+      direct: (id, payload, isText) => deliverDirect(this, id, payload, isText),
+    });
     this.membership = membership;
     for (const topic of this.topics.names()) membership.topicOpened?.(topic);
+    for (const id of this.peers.keys()) membership.connectionOpened?.(id);
+  }
+
+  /**
+   * The next connection id: the broker member's node number times 2^32 plus a counter, so ids
+   * are unique across processes (node 0 without a broker: 1, 2, 3...). After 2^32 - 1
+   * connections of one member the counter starts again, skipping ids still open.
+   */
+  private nextConnectionId(): number {
+    const node = this.membership?.node ?? 0;
+    if (node === 0 || node > MAX_NODE) return ++this.nextId;
+    for (;;) {
+      if (++this.nextId >= NODE_ID_FACTOR) this.nextId = 1;
+      const id = node * NODE_ID_FACTOR + this.nextId;
+      if (!this.peers.has(id)) return id;
+    }
   }
 
   report(error: unknown, stream: AsyncStream<any> | undefined): void {
@@ -138,7 +156,7 @@ export class Hub {
   adopt(socket: Duplex, head: Buffer, accepted: AcceptedUpgrade): void {
     if (socket.destroyed) return;
     const net = socket as Socket;
-    const peer = new Peer(this, ++this.nextId, formatAddress(net.remoteAddress, net.remotePort), accepted.protocol);
+    const peer = new Peer(this, this.nextConnectionId(), formatAddress(net.remoteAddress, net.remotePort), accepted.protocol);
     peer.binding = new SocketBinding(socket, peer, {
       role: 'server',
       maxMessageSize: this.options.maxMessageSize,
@@ -155,6 +173,7 @@ export class Hub {
     }
     if (peer.closed) return;
     this.peers.set(peer.id, peer);
+    this.membership?.connectionOpened?.(peer.id);
     this.live++;
     if (this.heartbeat !== null && !this.heartbeat.running) this.heartbeat.start();
     peer.connect();
@@ -166,6 +185,7 @@ export class Hub {
     this.topics.removeAll(peer);
     if (this.peers.get(peer.id) !== peer) return;
     this.peers.delete(peer.id);
+    this.membership?.connectionClosed?.(peer.id);
     if (this.peers.size === 0) this.heartbeat?.stop();
     if (this.closing) this.wake();
   }

@@ -5,6 +5,7 @@ import type { Message } from '../message.js';
 import type { UpgradeRequest } from '../node/listener.js';
 import type { UpgradeOptions } from '../node/upgrade.js';
 import type { Broker } from '../broker/types.js';
+import type { WorkerExit } from '../broker/cluster.js';
 import type { HeartbeatOptions } from './heartbeat.js';
 import type { AsyncStream } from './facades.js';
 
@@ -75,6 +76,17 @@ export interface AsyncRunOptions {
   signal?: AbortSignal;
   /** Serve `wss://` with this certificate and key (PEM), plus any other `https.ServerOptions`. */
   tls?: HttpsServerOptions;
+  /**
+   * Serve from this many worker processes (`node:cluster`) sharing the port, the same script
+   * running in each: in the primary `run` forks them and resolves once all listen; the
+   * handlers run only in the workers, and broadcasts, topics and `sender().send(id)` reach
+   * every worker through the primary. A worker that dies is replaced; SIGTERM or SIGINT to
+   * the primary (or `close()` there) stops them all, each client getting 1001. Default: none,
+   * this process serves. See docs/scaling.md.
+   */
+  workers?: number;
+  /** With `workers`, in the primary: called once for each worker that exits. Default: a line on stderr. */
+  onWorkerExit?: (exit: WorkerExit) => void;
 }
 
 /** Options of `attach`. */

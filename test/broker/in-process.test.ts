@@ -38,3 +38,40 @@ test('in-process broker: broadcasts reach the others, publishes only members lis
   await broker.close();
   assert.equal(broker.size, 0);
 });
+
+test('in-process broker between two apps: ids unique across them, send(id) and connectionCount reach across', async () => {
+  const { AsyncWebSocketApp } = await import('../../src/index.js');
+  const { default: WebSocket } = await import('ws');
+  const broker = new InProcessBroker();
+  const ids: number[] = [];
+  const one = new AsyncWebSocketApp().withBroker(broker).withConnectHandler((stream) => void ids.push(stream.id));
+  const two = new AsyncWebSocketApp().withBroker(broker).withConnectHandler((stream) => void ids.push(stream.id));
+  await Promise.all([one.run(), two.run()]);
+  const received: string[] = [];
+  const open = (url: string) =>
+    new Promise<InstanceType<typeof WebSocket>>((resolve, reject) => {
+      const ws = new WebSocket(url);
+      ws.on('message', (data) => received.push(String(data)));
+      ws.once('open', () => resolve(ws));
+      ws.once('error', reject);
+    });
+  const a = await open(one.url);
+  const b = await open(two.url);
+  try {
+    const deadline = Date.now() + 5000;
+    while (ids.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(new Set(ids).size, 2);
+    assert.deepEqual(ids.map(nodeOf).sort(), [1, 2]);
+    assert.equal(one.sender().connectionCount, 2);
+    assert.equal(one.connectionCount, 1, 'app.connectionCount stays local');
+    const idOnTwo = ids.find((id) => nodeOf(id) === 2)!;
+    assert.deepEqual(one.sender().send(idOnTwo, 'across'), { queued: 0, skipped: 0 });
+    assert.deepEqual(one.sender().send(7 * NODE_ID_FACTOR + 1, 'nobody'), { queued: 0, skipped: 1 });
+    while (received.length < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(received, ['across']);
+  } finally {
+    a.close();
+    b.close();
+    await Promise.all([one.close(), two.close()]);
+  }
+});

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { RedisBroker } from '../../src/broker/redis.js';
 import { NODE_ID_FACTOR, type BrokerHealthEvent, type BrokerMembership } from '../../src/broker/types.js';
 import { RedisServer } from './redis-server.js';
+import { ask, client, ServerProcess, until as untilProcess, type Client } from './processes.js';
 
 async function until(predicate: () => boolean | Promise<boolean>, what: string, timeoutMs = 10000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -202,4 +203,111 @@ test('humphrey-ws/redis is a subpath export of the built package, and the core n
   };
   visit(join(root, 'dist/index.js'));
   assert.ok(seen.size > 10, `walked ${seen.size} modules`);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Server processes on one Redis
+
+
+test('three server processes on one Redis: broadcasts and topics reach every subscribed client exactly once, in order; send(id) crosses; no topic traffic where nobody listens', async () => {
+  const redis = await RedisServer.start();
+  const servers = await Promise.all([1, 2, 3].map(() => ServerProcess.start({ REDIS_URL: redis.url })));
+  const clients: Client[] = [];
+  try {
+    for (const server of servers) for (let i = 0; i < 2; i++) clients.push(await client(server.url));
+    assert.equal(new Set(clients.map((c) => c.pid)).size, 3);
+    assert.equal(new Set(clients.map((c) => c.id)).size, 6, 'ids unique across processes');
+    await untilProcess(async () => (await ask(clients[0]!, 'count', 'count ')) === 'count 6', 'count across processes');
+
+    // One publisher per process, 40 broadcasts each, sent back to back.
+    const publishers = [clients[0]!, clients[2]!, clients[4]!];
+    const N = 40;
+    for (let i = 0; i < N; i++) for (const [p, publisher] of publishers.entries()) publisher.ws.send(`b${p} ${i}`);
+    await untilProcess(() => clients.every((c) => c.received.filter((m) => m.startsWith('b')).length >= 3 * N), 'broadcasts');
+    await sleep(200);
+    for (const c of clients) {
+      const got = c.received.filter((m) => m.startsWith('b'));
+      assert.equal(got.length, 3 * N, 'each broadcast once');
+      for (let p = 0; p < 3; p++) assert.deepEqual(got.filter((m) => m.startsWith(`b${p} `)), Array.from({ length: N }, (_, i) => `b${p} ${i}`));
+    }
+
+    // Topic "room": subscribers on the first two processes only.
+    const subscribers = [clients[0]!, clients[1]!, clients[2]!];
+    for (const c of subscribers) await ask(c, 'sub room', 'subscribed room true');
+    assert.deepEqual(await redis.command('PUBSUB', 'NUMSUB', 'humphrey-ws:topic:room'), ['humphrey-ws:topic:room', '2']);
+    const third = clients[4]!;
+    const receivedBefore = JSON.parse((await ask(third, 'stats', 'stats ')).slice(6)).received as number;
+    const topicPublishers = [clients[1]!, clients[5]!];
+    for (let i = 0; i < 30; i++) for (const [p, publisher] of topicPublishers.entries()) publisher.ws.send(`pub room t${p} ${i}`);
+    const expected = (c: Client, p: number): string[] => (c === topicPublishers[p] ? [] : Array.from({ length: 30 }, (_, i) => `t${p} ${i}`));
+    await untilProcess(() => subscribers.every((c) => c.received.filter((m) => m.startsWith('t')).length === expected(c, 0).length + expected(c, 1).length), 'topic');
+    await sleep(200);
+    for (const c of subscribers) for (let p = 0; p < 2; p++) assert.deepEqual(c.received.filter((m) => m.startsWith(`t${p} `)), expected(c, p));
+    for (const c of clients.slice(3)) assert.deepEqual(c.received.filter((m) => m.startsWith('t')), []);
+    // The third process is not subscribed to the topic's channel: Redis sent it nothing.
+    const receivedAfter = JSON.parse((await ask(third, 'stats', 'stats ')).slice(6)).received as number;
+    assert.equal(receivedAfter, receivedBefore);
+
+    // send(id) to a client of another process, once.
+    const target = clients[5]!;
+    assert.equal(await ask(clients[0]!, `to ${target.id} psst`, 'sent '), 'sent {"queued":0,"skipped":0}');
+    await untilProcess(() => target.received.includes('psst'), 'directed send');
+    await sleep(100);
+    assert.equal(clients.flatMap((c) => c.received).filter((m) => m === 'psst').length, 1);
+  } finally {
+    for (const c of clients) c.ws.terminate();
+    await Promise.all(servers.map((s) => s.stop()));
+    await redis.stop();
+  }
+});
+
+test('Redis stopped and restarted during traffic: servers stay up, local traffic goes on, cross-process traffic resumes, losses are reported', async () => {
+  const redis = await RedisServer.start();
+  const servers = await Promise.all([1, 2].map(() => ServerProcess.start({ REDIS_URL: redis.url })));
+  const [a1, a2] = [await client(servers[0]!.url), await client(servers[0]!.url)];
+  const b1 = await client(servers[1]!.url);
+  let sent = 0;
+  const ticker = setInterval(() => a1.ws.send(`b ${sent++}`), 5);
+  try {
+    await untilProcess(() => b1.received.length > 20, 'traffic crosses');
+    await redis.stop();
+    const atStop = sent;
+    await untilProcess(() => servers[0]!.linesWith('health').some((l) => l.health === 'disconnected'), 'disconnected reported');
+    // Local delivery goes on while Redis is away.
+    await untilProcess(() => a2.received.filter((m) => m.startsWith('b ')).length > atStop + 20, 'local traffic');
+    const crossedDuringOutage = b1.received.length;
+    await sleep(300);
+    assert.ok(b1.received.length - crossedDuringOutage <= 1, 'nothing crosses while Redis is away');
+    await untilProcess(() => servers[0]!.linesWith('health').some((l) => l.health === 'dropped'), 'drops reported');
+
+    await redis.restart();
+    const linkUp = (s: ServerProcess): boolean =>
+      s.linesWith('health').filter((l) => l.health === 'connected' || l.health === 'disconnected').at(-1)?.health === 'connected';
+    await untilProcess(() => servers.every(linkUp), 'reconnected');
+    const resumedFrom = b1.received.length;
+    await untilProcess(() => b1.received.length > resumedFrom + 20, 'cross-process traffic resumes');
+    clearInterval(ticker);
+    await sleep(300);
+
+    // Everything a1 sent reached a2 (local); b1 got the rest, minus what was reported lost.
+    assert.equal(a2.received.filter((m) => m.startsWith('b ')).length, sent);
+    const stats = JSON.parse((await ask(a1, 'stats', 'stats ')).slice(6)) as { dropped: number; published: number };
+    const crossed = b1.received.filter((m) => m.startsWith('b ')).length;
+    assert.ok(stats.dropped > 0, 'drops counted');
+    assert.ok(crossed + stats.dropped >= sent, `lost without a report: sent ${sent}, crossed ${crossed}, dropped ${stats.dropped}`);
+    assert.ok(crossed < sent);
+    // In order, each at most once.
+    const numbers = b1.received.filter((m) => m.startsWith('b ')).map((m) => Number(m.slice(2)));
+    assert.ok(numbers.every((n, i) => i === 0 || n > numbers[i - 1]!), 'in order, no duplicates');
+    // The reported drop events add up to the counter.
+    await sleep(1100);
+    const reported = servers[0]!.linesWith('health').filter((l) => l.health === 'dropped').reduce((sum, l) => sum + (l.count as number), 0);
+    assert.equal(reported, stats.dropped);
+    assert.ok(servers.every((s) => s.exited === null), 'servers stayed up');
+  } finally {
+    clearInterval(ticker);
+    for (const c of [a1, a2, b1]) c.ws.terminate();
+    await Promise.all(servers.map((s) => s.stop()));
+    await redis.stop();
+  }
 });
