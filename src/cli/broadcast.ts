@@ -1,6 +1,7 @@
 import { AsyncWebSocketApp } from '../index.js';
 import { integer, oneOf } from './flags.js';
 import type { Command } from './command.js';
+import { brokerFrom, redisFlag, workersFlag } from './scale.js';
 import { DEFAULT_MAX_MESSAGE_SIZE, maxMessageSizeFlag, serveUpgrades, serverFlags } from './serve.js';
 
 const DEFAULT_PORT = 9002;
@@ -29,10 +30,16 @@ export const broadcast: Command = {
       help: 'a client over that limit: skip it (drop) or close it with 1008 (close)',
       defaultText: 'drop',
     },
+    workersFlag,
+    redisFlag,
   ],
   details: `Prints "listening on ws://HOST:PORT" once ready. SIGINT or SIGTERM closes every client
-with 1001 and exits 0.`,
-  run({ values }) {
+with 1001 and exits 0.
+
+--workers N serves from N processes on all cores; --redis URL joins every server on that Redis
+(both together: each worker joins Redis). Across processes a message is delivered at most
+once: while Redis is away, what could not cross is counted on stderr (see docs/scaling.md).`,
+  async run({ values }) {
     const app = AsyncWebSocketApp.unlinked(undefined, {
       maxMessageSize: (values.get('max-message-size') as number | undefined) ?? DEFAULT_MAX_MESSAGE_SIZE,
       maxBufferedAmount: (values.get('max-buffered-amount') as number | undefined) ?? DEFAULT_MAX_BUFFERED_AMOUNT,
@@ -40,6 +47,8 @@ with 1001 and exits 0.`,
     }).withMessageHandler((stream, message) => stream.broadcast(message));
     const heartbeatMs = values.get('heartbeat') as number | undefined;
     if (heartbeatMs !== undefined && heartbeatMs > 0) app.withHeartbeat({ intervalMs: heartbeatMs, timeoutMs: 2 * heartbeatMs });
-    return serveUpgrades(app.connectHook(), values, DEFAULT_PORT);
+    const broker = await brokerFrom(values);
+    if (broker !== undefined) app.withBroker(broker);
+    return serveUpgrades(app.connectHook(), values, DEFAULT_PORT, broker);
   },
 };

@@ -1,6 +1,7 @@
 import { AsyncWebSocketApp, websocketHandler } from '../index.js';
 import { oneOf } from './flags.js';
 import type { Command } from './command.js';
+import { workersFlag } from './scale.js';
 import { DEFAULT_MAX_MESSAGE_SIZE, maxMessageSizeFlag, serveUpgrades, serverFlags, type UpgradeTarget } from './serve.js';
 
 const DEFAULT_PORT = 9001;
@@ -18,6 +19,7 @@ export const echo: Command = {
       help: 'sync: a per-connection handler (websocketHandler)\nasync: the event app (AsyncWebSocketApp)',
       defaultText: 'sync',
     },
+    workersFlag,
   ],
   details: `Prints "listening on ws://HOST:PORT" once ready. SIGINT or SIGTERM closes every client
 with 1001 and exits 0.

@@ -2,7 +2,9 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
 import { createUpgradeListener, type UpgradeRequest } from '../index.js';
+import type { Broker } from '../broker/types.js';
 import { PORT, integer, UsageError, type Flag, type ParsedArgs } from './flags.js';
+import { isPrimaryOf, startWorkers, workerStopRequested } from './scale.js';
 
 /** The flags every server command has. */
 export function serverFlags(defaultPort: number): Flag[] {
@@ -41,25 +43,40 @@ export interface UpgradeTarget {
 
 /**
  * Listen with `route` taking every upgrade, print `listening on URL`, and on SIGINT or SIGTERM
- * close every client with 1001 and resolve with exit status 0.
+ * close every client with 1001 and resolve with exit status 0. With `--workers` the primary
+ * forks the workers (each runs this same command and serves), prints the line once they all
+ * listen, and on the signal stops them all. `broker`, if any, is closed last.
  */
-export async function serveUpgrades(route: UpgradeTarget, values: ParsedArgs['values'], defaultPort: number): Promise<number> {
+export async function serveUpgrades(route: UpgradeTarget, values: ParsedArgs['values'], defaultPort: number, broker?: Broker): Promise<number> {
+  const tls = certificateFrom(values);
+  if (isPrimaryOf(values)) {
+    const primary = await startWorkers(values);
+    console.log(`listening on ${urlOf(primary.address, tls !== undefined)}`);
+    await onceStopSignal();
+    await primary.close();
+    return 0;
+  }
   const host = (values.get('host') as string | undefined) ?? '127.0.0.1';
   const port = (values.get('port') as number | undefined) ?? defaultPort;
-  const tls = certificateFrom(values);
   // The listener reads request heads itself: no node:http per connection.
   const server = createUpgradeListener(route, tls ? { tls } : {});
   server.listen(port, host);
   await once(server, 'listening');
-  const address = server.address() as AddressInfo;
-  const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  console.log(`listening on ${tls ? 'wss' : 'ws'}://${shownHost}:${address.port}`);
+  // A worker stays quiet (the primary says where they listen) and stops when the primary says so.
+  const stopRequested = workerStopRequested();
+  if (stopRequested === undefined) console.log(`listening on ${urlOf(server.address() as AddressInfo, tls !== undefined)}`);
 
-  await onceStopSignal();
+  await (stopRequested ?? onceStopSignal());
   server.close();
   server.destroyPendingHandshakes();
   await route.shutdown(1001, 'server shutting down');
+  await broker?.close();
   return 0;
+}
+
+function urlOf(address: { address?: string; host?: string; port: number; family: string }, secure: boolean): string {
+  const host = address.address ?? address.host ?? '127.0.0.1';
+  return `${secure ? 'wss' : 'ws'}://${address.family === 'IPv6' ? `[${host}]` : host}:${address.port}`;
 }
 
 /** Resolves on the first SIGINT or SIGTERM (which then no longer end the process by default). */
