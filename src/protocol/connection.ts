@@ -62,6 +62,8 @@ export interface ConnectionOptions {
   defer?: (task: () => void) => void;
   /** Largest incoming data message, across fragments, in bytes. Default 64 MiB. */
   maxMessageSize?: number;
+  /** Most frames one incoming data message may arrive in, empty ones included. Default 100,000. */
+  maxFragments?: number;
 }
 
 // Client frames need a fresh random mask each; drawing 4 bytes from a pool avoids a system

@@ -29,9 +29,16 @@ export interface ParserOptions {
   role: 'server' | 'client';
   /** Largest data message accepted, counted across fragments, in bytes. Default 64 MiB. */
   maxMessageSize?: number;
+  /**
+   * Most frames one data message may arrive in, empty ones included. Default 100,000: the
+   * message size is the real guard; this bounds the bookkeeping per fragment (and the work
+   * of empty fragments, which add nothing to the size).
+   */
+  maxFragments?: number;
 }
 
 export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
+export const DEFAULT_MAX_FRAGMENTS = 100_000;
 const EMPTY = Buffer.alloc(0);
 /**
  * Messages at least this large that arrived in pieces go to `onMessageParts` unjoined. Smaller
@@ -52,6 +59,7 @@ export class FrameParser {
   private readonly events: ParserEvents;
   private readonly expectMask: boolean;
   private readonly maxMessageSize: number;
+  private readonly maxFragments: number;
   private stopped = false;
 
   /** Bytes of an incomplete header carried over to the next push. */
@@ -73,6 +81,8 @@ export class FrameParser {
   private messageOpcode = 0;
   private fragments: Buffer[] | null = null;
   private messageLength = 0;
+  /** Frames of the fragmented message so far. */
+  private messageFrames = 0;
   private validator: Utf8Validator | null = null;
   private incrementalUtf8 = false;
   /** The events take messages in pieces (`onMessageParts`). */
@@ -82,6 +92,7 @@ export class FrameParser {
     this.events = events;
     this.expectMask = options.role === 'server';
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+    this.maxFragments = options.maxFragments ?? DEFAULT_MAX_FRAGMENTS;
     this.takesParts = typeof events.onMessageParts === 'function';
   }
 
@@ -171,8 +182,12 @@ export class FrameParser {
       if (!fin) return this.fail('WS_ERR_INVALID_CONTROL_FRAME', 'control frames must not be fragmented', CloseCode.ProtocolError);
     } else if (opcode === Opcode.Continuation) {
       if (this.messageOpcode === 0) return this.fail('WS_ERR_UNEXPECTED_CONTINUATION', 'continuation frame without a message to continue', CloseCode.ProtocolError);
+      if (this.messageFrames >= this.maxFragments) {
+        return this.fail('WS_ERR_MESSAGE_TOO_BIG', `message in more than ${this.maxFragments} fragments`, CloseCode.MessageTooBig);
+      }
     } else if (opcode === Opcode.Text || opcode === Opcode.Binary) {
       if (this.messageOpcode !== 0) return this.fail('WS_ERR_EXPECTED_CONTINUATION', 'new message started before the fragmented one finished', CloseCode.ProtocolError);
+      this.messageFrames = 0;
     } else {
       return this.fail('WS_ERR_INVALID_OPCODE', `invalid opcode ${opcode}`, CloseCode.ProtocolError);
     }
@@ -214,6 +229,8 @@ export class FrameParser {
       key[3] = buffer[offset + size + 3]!;
       size += 4;
     }
+    // Counted only here, where the header is complete: a split header is parsed again.
+    if (opcode < 0x8) this.messageFrames++;
     this.inPayload = true;
     this.fin = fin;
     this.opcode = opcode;

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocketError } from '../../src/protocol/errors.js';
-import { DEFAULT_MAX_MESSAGE_SIZE, FrameParser, PARTS_MIN_SIZE } from '../../src/protocol/parser.js';
+import { DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, FrameParser, PARTS_MIN_SIZE } from '../../src/protocol/parser.js';
 import { bytes, cframe, ctl, err, frame, hex, KEY, msg, OP, recordingParser, splitAt, type FrameSpec } from './helpers.js';
 
 function payloadOf(length: number): Buffer {
@@ -415,6 +415,51 @@ describe('parser: maxMessageSize (1009)', () => {
     q.push(cframe({ opcode: OP.BINARY, fin: false, payload: payloadOf(6) }), cframe({ opcode: OP.CONT, payload: payloadOf(4) }));
     q.push(cframe({ opcode: OP.BINARY, fin: false, payload: payloadOf(10) }), cframe({ opcode: OP.CONT, payload: '' }));
     assert.deepEqual(q.events, [msg(Buffer.concat([payloadOf(6), payloadOf(4)]), false), msg(payloadOf(10), false)]);
+  });
+});
+
+describe('parser: maxFragments (1009)', () => {
+  /** Counts messages and records errors; the fragments under test are empty. */
+  function counting(maxFragments?: number) {
+    const seen = { messages: 0, errors: [] as string[] };
+    const parser = new FrameParser(
+      { onMessage: () => seen.messages++, onControl: () => {}, onError: (error) => seen.errors.push(`${error.code} ${error.closeCode}`) },
+      maxFragments === undefined ? { role: 'server' } : { role: 'server', maxFragments },
+    );
+    return { parser, seen };
+  }
+  const start = (): Buffer => cframe({ opcode: OP.BINARY, fin: false, payload: '' });
+  const middle = (): Buffer => cframe({ opcode: OP.CONT, fin: false, payload: '' });
+  const last = (): Buffer => cframe({ opcode: OP.CONT, fin: true, payload: 'z' });
+
+  test('the default is 100,000 frames per message, empty ones counted', () => {
+    assert.equal(DEFAULT_MAX_FRAGMENTS, 100_000);
+    const ok = counting();
+    ok.parser.push(Buffer.concat([start(), ...Array.from({ length: DEFAULT_MAX_FRAGMENTS - 2 }, middle), last()]));
+    assert.deepEqual(ok.seen, { messages: 1, errors: [] });
+    const over = counting();
+    over.parser.push(Buffer.concat([start(), ...Array.from({ length: DEFAULT_MAX_FRAGMENTS - 1 }, middle)]));
+    assert.deepEqual(over.seen, { messages: 0, errors: [] });
+    // The frame past the limit is refused from its header (its payload never arrives).
+    over.parser.push(Buffer.from(last().subarray(0, 2)));
+    assert.deepEqual(over.seen, { messages: 0, errors: ['WS_ERR_MESSAGE_TOO_BIG 1009'] });
+  });
+
+  test('the count restarts with each message; control frames in between do not count', () => {
+    const { parser, seen } = counting(3);
+    for (let round = 0; round < 3; round++) {
+      parser.push(Buffer.concat([start(), cframe({ opcode: OP.PING, payload: '' }), middle(), cframe({ opcode: OP.PING, payload: '' }), last()]));
+    }
+    parser.push(cframe({ opcode: OP.TEXT, payload: 'whole' }));
+    assert.deepEqual(seen, { messages: 4, errors: [] });
+    parser.push(Buffer.concat([start(), middle(), middle(), middle()]));
+    assert.deepEqual(seen, { messages: 4, errors: ['WS_ERR_MESSAGE_TOO_BIG 1009'] });
+  });
+
+  test('headers split across pushes are counted once', () => {
+    const { parser, seen } = counting(3);
+    for (const byte of Buffer.concat([start(), middle(), last()])) parser.push(Buffer.from([byte]));
+    assert.deepEqual(seen, { messages: 1, errors: [] });
   });
 });
 
