@@ -4,9 +4,10 @@ import { UsageError } from './flags.js';
 import { echo } from './echo.js';
 import { broadcast } from './broadcast.js';
 import { connectCommand } from './connect.js';
+import { demo } from './demo.js';
 
 /** Every command, in the order the help lists them. */
-const COMMANDS: readonly Command[] = [echo, broadcast, connectCommand];
+const COMMANDS: readonly Command[] = [demo, echo, broadcast, connectCommand];
 
 function version(): string {
   const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { runCli } from './run.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-const COMMANDS = ['echo', 'broadcast', 'connect'];
+const COMMANDS = ['demo', 'echo', 'broadcast', 'connect'];
 
 describe('humphrey-ws (the command itself)', () => {
   it('--version and -V print the package version', () => {
@@ -34,6 +34,7 @@ describe('humphrey-ws (the command itself)', () => {
 
   it('COMMAND --help (and help COMMAND) shows every flag of that command', () => {
     const expected: Record<string, string[]> = {
+      demo: ['--host HOST', '--port PORT', '-h, --help'],
       echo: ['--host HOST', '--port PORT', '--cert FILE', '--key FILE', '--max-message-size BYTES', '--mode sync|async', '-h, --help'],
       broadcast: ['--host HOST', '--port PORT', '--cert FILE', '--key FILE', '--max-message-size BYTES', '--heartbeat MS', '--max-buffered-amount BYTES', '--backpressure drop|close'],
       connect: [
