@@ -1,14 +1,15 @@
-import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketError } from '../protocol/errors.js';
-import { CloseCode, encodeClosePayload, encodeFrame, Opcode } from '../protocol/frame.js';
-import { buildRejectResponse } from '../protocol/handshake.js';
+import { CloseCode } from '../protocol/frame.js';
 import { createUpgradeListener, type UpgradeListener, type UpgradeRequest } from '../node/listener.js';
 import { acceptUpgrade, type UpgradeDecision } from '../node/upgrade.js';
 import { ADDRESS_FORMS, listen, parseListenAddress, readCertificate, urlHost } from '../node/address.js';
-import { matchPath } from '../util/path.js';
+import { adoptSocket } from '../node/adopt.js';
+import { refuseAccepted, refuseUpgrade } from '../node/refuse.js';
+import { attachToServer } from './attach.js';
 import type { Broker } from '../broker/types.js';
 import { ClusterPrimary, isClusterWorker, stopOnSignals, workerBroker } from '../broker/cluster.js';
 import type { HeartbeatOptions } from './heartbeat.js';
@@ -47,19 +48,6 @@ export { AsyncStream, AsyncSender } from './facades.js';
 
 const DEFAULT_SHUTDOWN_TIMEOUT_MS = 5000;
 const DEFAULT_ADDRESS = '127.0.0.1:0';
-
-const noop = (): void => {};
-
-/** Answer an upgrade request with an HTTP error on its raw socket, then close it. */
-function refuse(socket: Duplex, status: number, body: string): void {
-  socket.on('error', noop);
-  if (!socket.writable) {
-    socket.destroy();
-    return;
-  }
-  socket.end(buildRejectResponse(status, body));
-  setTimeout(() => socket.destroy(), 1000).unref();
-}
 
 /**
  * The event architecture: handlers run per event (connect, message, disconnect) instead of
@@ -250,10 +238,10 @@ export class AsyncWebSocketApp<State = undefined, StreamState = unknown> {
    * status) and add the connection to the app. While the app is closing the answer is 503.
    */
   handleUpgrade(request: UpgradeRequest, socket: Duplex, head: Buffer): void {
-    // Node's HTTP server drops its own error listener from upgraded sockets.
-    socket.on('error', noop);
+    // Node's HTTP server takes its own error listener off an upgraded socket.
+    adoptSocket(socket);
     if (this.#closing !== undefined) {
-      refuse(socket, 503, 'server shutting down');
+      refuseUpgrade(socket, 503, 'server shutting down');
       return;
     }
     this.#hub.join();
@@ -261,8 +249,7 @@ export class AsyncWebSocketApp<State = undefined, StreamState = unknown> {
       if (accepted === null) return;
       if (this.#closing !== undefined) {
         // Accepted while the app began to shut down: say so and hang up.
-        socket.end(encodeFrame(Opcode.Close, encodeClosePayload(CloseCode.GoingAway, 'server shutting down'))[0]);
-        setTimeout(() => socket.destroy(), 1000).unref();
+        refuseAccepted(socket, CloseCode.GoingAway, 'server shutting down');
         return;
       }
       this.#hub.adopt(socket, head, accepted);
@@ -276,18 +263,12 @@ export class AsyncWebSocketApp<State = undefined, StreamState = unknown> {
    * detaches too.
    */
   attach(server: HttpServer | HttpsServer, options: AttachOptions = {}): () => void {
-    const { path } = options;
-    const listener = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
-      if (path !== undefined && !matchPath(path, request.url ?? '/')) {
-        // Leave it to another listener; if there is none, answer rather than hang.
-        if (server.listenerCount('upgrade') <= 1) refuse(socket, 404, 'no WebSocket endpoint here');
-        return;
-      }
-      this.handleUpgrade(request, socket, head);
-    };
-    server.on('upgrade', listener);
+    const remove = attachToServer(server, {
+      path: options.path,
+      take: (request, socket, head) => this.handleUpgrade(request, socket, head),
+    });
     const detach = (): void => {
-      server.off('upgrade', listener);
+      remove();
       this.#detachers.delete(detach);
     };
     this.#detachers.add(detach);

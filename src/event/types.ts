@@ -93,8 +93,9 @@ export interface AsyncRunOptions {
 export interface AttachOptions {
   /**
    * Only upgrade requests whose path matches this pattern (`*` wildcards, query ignored; see
-   * `matchPath`) are taken. Others are left to the server's other `upgrade` listeners, or
-   * answered with 404 if there are none. Default: every upgrade request.
+   * `matchPath`) are taken. Others go to another app attached to the same server whose path
+   * matches, else to the server's other `upgrade` listeners, else are answered with 404 (never
+   * left hanging). Default: every upgrade request.
    */
   path?: string;
 }

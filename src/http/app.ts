@@ -6,6 +6,9 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { listen, readCertificate, urlHost } from '../node/address.js';
 import { parseAddress } from './address.js';
+import { adoptSocket } from '../node/adopt.js';
+import { refuseUpgrade } from '../node/refuse.js';
+import { statusText } from '../util/http-status.js';
 import { HttpAppError } from './errors.js';
 import { matchPathCaptures } from '../util/path.js';
 import { DEFAULT_MAX_BODY_SIZE, HttpRequest } from './request.js';
@@ -83,8 +86,6 @@ export interface AppAddress {
 export const DEFAULT_ADDRESS = '127.0.0.1:0';
 
 const DEFAULT_CLOSE_GRACE_MS = 1000;
-/** How long a rejected upgrade socket may linger after our answer before it is destroyed. */
-const REJECTED_UPGRADE_LINGER_MS = 2000;
 
 interface Route<Handler> {
   path: string;
@@ -95,19 +96,6 @@ const defaultErrorHandler: ErrorHandler = (error, request) => {
   const where = request === undefined ? '' : ` (${request.method ?? '?'} ${request.url ?? '?'})`;
   console.error(`[humphrey-ws] HTTP app error${where}:`, error);
 };
-
-function rawResponse(status: number, reason: string, extraHeaders = ''): string {
-  const body = `${status} ${reason}`;
-  return (
-    `HTTP/1.1 ${status} ${reason}\r\n` +
-    'Connection: close\r\n' +
-    'Content-Type: text/plain; charset=utf-8\r\n' +
-    extraHeaders +
-    `Content-Length: ${Buffer.byteLength(body)}\r\n` +
-    '\r\n' +
-    body
-  );
-}
 
 /**
  * A small HTTP application on `node:http` / `node:https`: routes with `*` wildcards, static
@@ -397,16 +385,18 @@ export class App<State = undefined> {
   }
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // Node's HTTP server takes its own error listener off an upgraded socket.
+    adoptSocket(socket);
     this.#upgradeSockets.add(socket);
     socket.once('close', () => this.#upgradeSockets.delete(socket));
     if (this.#closing !== undefined) {
-      rejectUpgrade(socket, rawResponse(503, 'Service Unavailable'));
+      refuseWithStatus(socket, 503);
       return;
     }
     const url = req.url ?? '/';
     const route = this.#websocketRoutes.find((candidate) => matchPathCaptures(candidate.path, url) !== null);
     if (route === undefined) {
-      rejectUpgrade(socket, rawResponse(404, 'Not Found'));
+      refuseWithStatus(socket, 404);
       return;
     }
     try {
@@ -414,7 +404,7 @@ export class App<State = undefined> {
     } catch (error) {
       this.#report(error, req);
       const written = (socket as Duplex & { bytesWritten?: number }).bytesWritten;
-      if (socket.writable && written === 0) rejectUpgrade(socket, rawResponse(500, 'Internal Server Error'));
+      if (socket.writable && written === 0) refuseWithStatus(socket, 500);
       else socket.destroy();
     }
   }
@@ -431,17 +421,7 @@ function notRunning(what: string): HttpAppError {
   return new HttpAppError('HTTP_ERR_NOT_RUNNING', `app.${what} is only available while the app is running`);
 }
 
-/** Answers an upgrade request on its raw socket and closes it. */
-function rejectUpgrade(socket: Duplex, response: string): void {
-  socket.on('error', () => {
-    // The peer went away first; nothing more to do.
-  });
-  if (!socket.writable) {
-    socket.destroy();
-    return;
-  }
-  socket.end(response);
-  const timer = setTimeout(() => socket.destroy(), REJECTED_UPGRADE_LINGER_MS);
-  timer.unref();
-  socket.once('close', () => clearTimeout(timer));
+/** Refuse an upgrade with `status` and its reason phrase as the body (`404 Not Found`). */
+function refuseWithStatus(socket: Duplex, status: number): void {
+  refuseUpgrade(socket, status, `${status} ${statusText(status)}`);
 }

@@ -2,6 +2,7 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
 import { HttpAppError } from './errors.js';
+import { statusText } from '../util/http-status.js';
 
 /** What an `HttpResponse` body may be. */
 export type HttpBody = string | Uint8Array | Readable | undefined;
@@ -98,20 +99,6 @@ export class HttpResponse {
     return HttpResponse.text(message ?? `${status} ${statusText(status)}`, status);
   }
 }
-
-function statusText(status: number): string {
-  return STATUS_TEXT[status] ?? 'Unknown';
-}
-
-const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request',
-  403: 'Forbidden',
-  404: 'Not Found',
-  405: 'Method Not Allowed',
-  413: 'Content Too Large',
-  426: 'Upgrade Required',
-  500: 'Internal Server Error',
-};
 
 function hasHeader(headers: OutgoingHttpHeaders, name: string): boolean {
   for (const key of Object.keys(headers)) if (key.toLowerCase() === name) return true;

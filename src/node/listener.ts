@@ -1,8 +1,9 @@
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
 import type { IncomingHttpHeaders } from 'node:http';
-import { buildRejectResponse } from '../protocol/handshake.js';
 import { parseRequestHead, DEFAULT_MAX_HEAD_SIZE } from '../protocol/http1.js';
+import { adoptSocket } from './adopt.js';
+import { refuseUpgrade } from './refuse.js';
 
 /** The upgrade request as the WebSocket layer sees it; an `IncomingMessage` is one too. */
 export interface UpgradeRequest {
@@ -48,6 +49,7 @@ export function createUpgradeListener(
   const headTimeoutMs = options.headTimeoutMs ?? 10_000;
 
   const onConnection = (socket: Socket): void => {
+    adoptSocket(socket);
     let received: Buffer | null = null;
     const timer = setTimeout(() => socket.destroy(), headTimeoutMs);
     timer.unref();
@@ -56,11 +58,9 @@ export function createUpgradeListener(
       pending.delete(socket);
       clearTimeout(timer);
       socket.off('data', onData);
-      socket.off('error', onError);
       socket.off('close', onClose);
       socket.off('end', onEnd);
     };
-    const onError = (): void => stop();
     const onClose = (): void => stop();
     const onEnd = (): void => {
       stop();
@@ -73,7 +73,7 @@ export function createUpgradeListener(
       stop();
       socket.pause();
       if (!result.ok) {
-        socket.end(buildRejectResponse(result.status, `${result.reason}\n`));
+        refuseUpgrade(socket, result.status, `${result.reason}\n`);
         return;
       }
       const { head } = result;
@@ -82,7 +82,7 @@ export function createUpgradeListener(
         if (options.onHttpRequest) {
           options.onHttpRequest(socket, received);
         } else {
-          socket.end(buildRejectResponse(426, 'this is a WebSocket server\n', { Upgrade: 'websocket' }));
+          refuseUpgrade(socket, 426, 'this is a WebSocket server\n', { Upgrade: 'websocket' });
         }
         return;
       }
@@ -96,7 +96,6 @@ export function createUpgradeListener(
       onUpgrade(request, socket, rest);
     };
     socket.on('data', onData);
-    socket.on('error', onError);
     socket.on('close', onClose);
     socket.on('end', onEnd);
   };

@@ -2,12 +2,9 @@ import { validateHeaderName, validateHeaderValue } from 'node:http';
 import type { UpgradeRequest } from './listener.js';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import {
-  buildAcceptResponse,
-  buildRejectResponse,
-  isValidProtocolName,
-  validateUpgradeRequest,
-} from '../protocol/handshake.js';
+import { buildAcceptResponse, isValidProtocolName, validateUpgradeRequest } from '../protocol/handshake.js';
+import { adoptSocket } from './adopt.js';
+import { refuseUpgrade } from './refuse.js';
 
 /** Refuse an upgrade with a real HTTP response. */
 export interface UpgradeRejection {
@@ -45,6 +42,27 @@ export interface UpgradeOptions {
    * `{ data, protocol, headers }` (or nothing). A throw refuses with 500.
    */
   onUpgrade?: (request: UpgradeRequest) => UpgradeDecision | Promise<UpgradeDecision>;
+  /**
+   * How long an asynchronous `onUpgrade` may take to decide, in ms. When it has not settled by
+   * then the client gets 503 and the socket is freed (what the hook answers later is ignored).
+   * Default 10000.
+   */
+  upgradeTimeoutMs?: number;
+}
+
+/** The default of `UpgradeOptions.upgradeTimeoutMs`. */
+export const DEFAULT_UPGRADE_TIMEOUT_MS = 10_000;
+
+/** What a hook that missed its deadline "answered". */
+const TIMED_OUT = Symbol('timed out');
+
+/** `pending`, or `TIMED_OUT` if it has not settled within `ms` (the timer is cleared either way). */
+function withDeadline<T>(pending: PromiseLike<T>, ms: number): Promise<T | typeof TIMED_OUT> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<typeof TIMED_OUT>((resolve) => {
+    timer = setTimeout(resolve, ms, TIMED_OUT);
+  });
+  return Promise.race([pending, deadline]).finally(() => clearTimeout(timer));
 }
 
 export interface AcceptedUpgrade {
@@ -57,14 +75,8 @@ export function rejectUpgrade(status: number, body = '', headers: Record<string,
   return { reject: { status, body, headers } };
 }
 
-/** Answer an upgrade request with an HTTP error and close the socket. Returns null. */
-export function refuseUpgrade(socket: Duplex, status: number, body = '', headers: Record<string, string> = {}): null {
-  if (!socket.destroyed) {
-    socket.end(buildRejectResponse(status, body, headers));
-    // Give the response a moment to leave, then make sure the socket is gone.
-    setTimeout(() => socket.destroy(), 1000).unref();
-  }
-  return null;
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | undefined)?.then === 'function';
 }
 
 /** Throws (Node's ERR_INVALID_HTTP_TOKEN / ERR_INVALID_CHAR) unless every header is safe to write. */
@@ -88,6 +100,7 @@ export async function acceptUpgrade(
   socket: Duplex,
   options: UpgradeOptions,
 ): Promise<AcceptedUpgrade | null> {
+  adoptSocket(socket);
   try {
     return await decideUpgrade(request, socket, options);
   } catch (error) {
@@ -118,7 +131,15 @@ async function decideUpgrade(
 
   let decision: UpgradeDecision;
   if (options.onUpgrade) {
-    decision = await options.onUpgrade(request);
+    const answer = options.onUpgrade(request);
+    if (isPromiseLike(answer)) {
+      const settled = await withDeadline(answer, options.upgradeTimeoutMs ?? DEFAULT_UPGRADE_TIMEOUT_MS);
+      if (settled === TIMED_OUT) return refuseUpgrade(socket, 503, 'the server did not decide on the upgrade in time');
+      decision = settled;
+    } else {
+      decision = answer;
+    }
+    if (socket.destroyed) return null;
     if (decision && 'reject' in decision) {
       const { status, body = '', headers = {} } = decision.reject;
       if (!Number.isInteger(status) || status < 300 || status > 599) {
@@ -128,8 +149,6 @@ async function decideUpgrade(
       return refuseUpgrade(socket, status, body, headers);
     }
   }
-  if (socket.destroyed) return null;
-
   const acceptance = (decision ?? {}) as UpgradeAcceptance;
   let protocol = acceptance.protocol;
   if (protocol === undefined) {

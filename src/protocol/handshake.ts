@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { WebSocketError } from './errors.js';
 import { isAsciiFieldValue, isToken, isValidHost, trimOws } from './http1.js';
+import { statusText } from '../util/http-status.js';
 
 /** RFC 6455 section 1.3: appended to the key before hashing. */
 const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -186,25 +187,9 @@ export function buildAcceptResponse(accept: string, protocol?: string, extraHead
   return response + '\r\n';
 }
 
-const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  405: 'Method Not Allowed',
-  414: 'URI Too Long',
-  426: 'Upgrade Required',
-  429: 'Too Many Requests',
-  431: 'Request Header Fields Too Large',
-  500: 'Internal Server Error',
-  501: 'Not Implemented',
-  503: 'Service Unavailable',
-  505: 'HTTP Version Not Supported',
-};
-
 /** A complete HTTP response refusing the upgrade; the connection is closed after it. */
 export function buildRejectResponse(status: number, body = '', headers: Record<string, string> = {}): string {
-  const reason = STATUS_TEXT[status] ?? 'Error';
+  const reason = statusText(status);
   const bodyBytes = Buffer.byteLength(body);
   let response = `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\n`;
   const names = Object.keys(headers).map((name) => name.toLowerCase());

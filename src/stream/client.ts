@@ -4,6 +4,7 @@ import { isIP, type Socket } from 'node:net';
 import type { SecureContextOptions } from 'node:tls';
 import { WebSocketError } from '../protocol/errors.js';
 import { clientHandshakeHeaders, createClientKey, validateServerResponse } from '../protocol/handshake.js';
+import { adoptSocket } from '../node/adopt.js';
 import { WebSocketStream, type StreamOptions } from './stream.js';
 
 export interface ConnectOptions extends StreamOptions {
@@ -80,6 +81,7 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
       fail(new WebSocketError('WS_ERR_HANDSHAKE', `WebSocket handshake failed: server answered with status ${response.statusCode}`));
     });
     request.on('upgrade', (response: IncomingMessage, socket: Socket, head: Buffer) => {
+      adoptSocket(socket);
       if (settled) {
         socket.destroy();
         return;

@@ -3,7 +3,8 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketError } from '../protocol/errors.js';
 import { WebSocketStream, type StreamOptions } from './stream.js';
-import { acceptUpgrade, refuseUpgrade, type UpgradeOptions } from '../node/upgrade.js';
+import { acceptUpgrade, type UpgradeOptions } from '../node/upgrade.js';
+import { refuseUpgrade } from '../node/refuse.js';
 
 /** A per-connection handler: owns one connection until it returns. */
 export type WebSocketHandler<State = unknown> = (stream: WebSocketStream, state: State) => void | Promise<void>;
