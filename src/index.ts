@@ -18,6 +18,7 @@ export {
   type UpgradeRejection,
 } from './node/upgrade.js';
 export { connect, type ConnectOptions } from './stream/client.js';
+export type { PerMessageDeflateOptions } from './protocol/deflate/negotiate.js';
 export { Bus, BusReader, type BusOptions } from './stream/bus.js';
 export {
   App,

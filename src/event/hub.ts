@@ -1,4 +1,5 @@
 import { WebSocketError } from '../protocol/errors.js';
+import { deflateConfigFor } from '../protocol/deflate/negotiate.js';
 import { CloseCode, encodeFrame, Opcode } from '../protocol/frame.js';
 import { SocketBinding, DEFAULT_CLOSE_TIMEOUT_MS } from '../node/socket.js';
 import type { AcceptedUpgrade } from '../node/upgrade.js';
@@ -77,6 +78,8 @@ export class Hub {
     }
     this.maxQueuedBytes = merged.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
     this.closeTimeoutMs = merged.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+    // Bad compression settings are reported now, not on the first upgrade.
+    deflateConfigFor(merged.perMessageDeflate, 'server', false);
     if ('heartbeat' in options) this.setHeartbeat(options.heartbeat);
     if ('broker' in options) this.setBroker(options.broker ?? null);
   }
@@ -161,6 +164,7 @@ export class Hub {
       role: 'server',
       maxMessageSize: this.options.maxMessageSize,
       closeTimeoutMs: this.closeTimeoutMs,
+      deflate: accepted.deflate,
     });
     const stream = peer.stream;
     const factory = this.streamStateFactory;

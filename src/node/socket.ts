@@ -23,6 +23,8 @@ export interface BindingOptions extends ConnectionOptions {
 
 export const DEFAULT_CLOSE_TIMEOUT_MS = 5000;
 const EMPTY = Buffer.alloc(0);
+const PAUSED_BY_APP = 1;
+const PAUSED_BY_INFLATE = 2;
 /** Pending output above this is written with the socket corked instead of joined first. */
 const JOIN_LIMIT = 64 * 1024;
 /** Frame payloads up to this size are copied into the output buffer; larger ones are kept by reference. */
@@ -148,6 +150,8 @@ export class SocketBinding implements ConnectionEvents {
   /** Output waiting for this turn's flush, if any. */
   private output: TurnOutput | null = null;
   private closeTimer: NodeJS.Timeout | null = null;
+  /** Who stopped reading: the app (`pause`) and/or decompression (`holdInput`). */
+  private pausedBy = 0;
   private ended = false;
   private finished = false;
   private drainWaiters: (() => void)[] | null = null;
@@ -159,7 +163,7 @@ export class SocketBinding implements ConnectionEvents {
     this.events = events;
     this.closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     // Replies to close frames and protocol errors wait for this turn's message handlers.
-    this.connection = new Connection(this, { role: options.role, maxMessageSize: options.maxMessageSize, defer: setImmediate });
+    this.connection = new Connection(this, { role: options.role, maxMessageSize: options.maxMessageSize, deflate: options.deflate, defer: setImmediate });
     // Shared listeners find the binding on the socket: no closures per connection.
     (socket as BoundSocket)[kBinding] = this;
     socket.on('data', onSocketData);
@@ -204,7 +208,7 @@ export class SocketBinding implements ConnectionEvents {
   /** Bytes written but not yet passed to the kernel (held here or in the socket's buffer). */
   get bufferedAmount(): number {
     const output = this.output;
-    return (output === null ? 0 : output.bytes) + this.socket.writableLength;
+    return (output === null ? 0 : output.bytes) + this.socket.writableLength + this.connection.pendingOutputBytes;
   }
 
   /** Feed bytes that arrived with the upgrade request (the `head` buffer). */
@@ -228,14 +232,14 @@ export class SocketBinding implements ConnectionEvents {
    * @internal Connection event: an unmasked frame, encoded here straight into the output
    * buffer (no buffer per frame). A payload over COPY_LIMIT is kept by reference, not copied.
    */
-  writeFrame(opcode: number, payload: Uint8Array, fin: boolean): void {
+  writeFrame(opcode: number, payload: Uint8Array, fin: boolean, rsv1 = false): void {
     if (this.finished) return;
     const output = this.output ?? this.schedule();
     const length = payload.length;
     const size = headerSize(length, false);
     if (length <= COPY_LIMIT) {
       const out = output.room(size + length);
-      const at = writeHeader(out, output.end, opcode, length, fin, false, undefined);
+      const at = writeHeader(out, output.end, opcode, length, fin, rsv1, undefined);
       if (length < 16) {
         // A byte loop costs about 1 ns a byte, TypedArray#set about 16 ns whatever the size.
         for (let i = 0; i < length; i++) out[at + i] = payload[i]!;
@@ -245,7 +249,7 @@ export class SocketBinding implements ConnectionEvents {
       output.end = at + length;
     } else {
       const out = output.room(size);
-      output.end = writeHeader(out, output.end, opcode, length, fin, false, undefined);
+      output.end = writeHeader(out, output.end, opcode, length, fin, rsv1, undefined);
       output.cut();
       (output.chunks ??= []).push(Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, length));
     }
@@ -362,12 +366,26 @@ export class SocketBinding implements ConnectionEvents {
     this.socket.destroy();
   }
 
+  /** Stop reading (the app's receive queue is full); reading restarts with `resume`. */
   pause(): void {
+    this.pausedBy |= PAUSED_BY_APP;
     this.socket.pause();
   }
 
   resume(): void {
-    this.socket.resume();
+    this.pausedBy &= ~PAUSED_BY_APP;
+    if (this.pausedBy === 0) this.socket.resume();
+  }
+
+  /** @internal Connection event: input waits behind a message being decompressed. */
+  holdInput(held: boolean): void {
+    if (held) {
+      this.pausedBy |= PAUSED_BY_INFLATE;
+      this.socket.pause();
+    } else {
+      this.pausedBy &= ~PAUSED_BY_INFLATE;
+      if (this.pausedBy === 0) this.socket.resume();
+    }
   }
 
   private drained(): void {

@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { buildAcceptResponse, isValidProtocolName, validateUpgradeRequest } from '../protocol/handshake.js';
 import { adoptSocket } from './adopt.js';
+import { deflateConfigFor, negotiateAsServer, type DeflateAgreement, type PerMessageDeflateOptions } from '../protocol/deflate/negotiate.js';
 import { refuseUpgrade } from './refuse.js';
 
 /** Refuse an upgrade with a real HTTP response. */
@@ -48,6 +49,14 @@ export interface UpgradeOptions {
    * Default 10000.
    */
   upgradeTimeoutMs?: number;
+  /**
+   * permessage-deflate (RFC 7692): `true` for the defaults, or the settings (see
+   * `PerMessageDeflateOptions`). Default false on a server: compression costs CPU on every
+   * message and, with context takeover, about 300 KiB of zlib memory per active connection,
+   * and mixing secrets with attacker-chosen text in one compressed message leaks them by
+   * size (CRIME/BREACH); enable it where bandwidth matters more, e.g. large text messages.
+   */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
 }
 
 /** The default of `UpgradeOptions.upgradeTimeoutMs`. */
@@ -68,6 +77,8 @@ function withDeadline<T>(pending: PromiseLike<T>, ms: number): Promise<T | typeo
 export interface AcceptedUpgrade {
   protocol: string | undefined;
   data: unknown;
+  /** What permessage-deflate negotiation agreed, or null. */
+  deflate: DeflateAgreement | null;
 }
 
 /** Shorthand for `{ reject: { status, body, headers } }`. */
@@ -159,6 +170,9 @@ async function decideUpgrade(
     return refuseUpgrade(socket, 500, `server chose subprotocol ${JSON.stringify(protocol)} that the client did not offer`);
   }
   if (acceptance.headers) checkHeaders(acceptance.headers);
-  socket.write(buildAcceptResponse(result.accept, protocol, acceptance.headers));
-  return { protocol, data: acceptance.data };
+  const deflateConfig = deflateConfigFor(options.perMessageDeflate, 'server', false);
+  const negotiated = deflateConfig === null ? null : negotiateAsServer(request.headers['sec-websocket-extensions'], deflateConfig);
+  const headers = negotiated === null ? acceptance.headers : { ...acceptance.headers, 'Sec-WebSocket-Extensions': negotiated.response };
+  socket.write(buildAcceptResponse(result.accept, protocol, headers));
+  return { protocol, data: acceptance.data, deflate: negotiated?.agreement ?? null };
 }

@@ -2,7 +2,9 @@ import { isUtf8 } from 'node:buffer';
 import { randomFillSync } from 'node:crypto';
 import { WebSocketError } from './errors.js';
 import { CloseCode, encodeClosePayload, encodeFrame, isValidCloseCode, Opcode } from './frame.js';
-import { FrameParser, type ParserEvents } from './parser.js';
+import { FrameParser, DEFAULT_MAX_MESSAGE_SIZE, type ParserEvents } from './parser.js';
+import { PerMessageDeflate } from './deflate/codec.js';
+import type { DeflateAgreement } from './deflate/negotiate.js';
 
 export type Role = 'server' | 'client';
 export type ConnectionState = 'open' | 'closing' | 'closed';
@@ -20,7 +22,7 @@ export interface ConnectionEvents {
    * its output buffer instead of a buffer per frame. It must not modify `payload`, and may
    * keep it until written. Without it, frames are encoded here and passed to `write`.
    */
-  writeFrame?(opcode: number, payload: Uint8Array, fin: boolean): void;
+  writeFrame?(opcode: number, payload: Uint8Array, fin: boolean, rsv1?: boolean): void;
   /**
    * Optional, with `writeFrame`: send one unmasked frame whose payload is `parts` in order
    * (`length` bytes in all), without joining them first. Used by `sendParts`.
@@ -33,6 +35,11 @@ export interface ConnectionEvents {
    * `ParserEvents.onMessageParts`). Without it the pieces are joined and passed to `onMessage`.
    */
   onMessageParts?(parts: Buffer[], length: number, isText: boolean): void;
+  /**
+   * Optional: stop (`true`) or restart (`false`) reading from the transport. Asked while more
+   * than `HELD_INPUT_LIMIT` bytes wait behind a message that is being decompressed.
+   */
+  holdInput?(held: boolean): void;
   /** A ping arrived (the pong has already been written). */
   onPing?(payload: Buffer): void;
   /** A pong arrived. */
@@ -64,7 +71,31 @@ export interface ConnectionOptions {
   maxMessageSize?: number;
   /** Most frames one incoming data message may arrive in, empty ones included. Default 100,000. */
   maxFragments?: number;
+  /**
+   * What permessage-deflate negotiation agreed (RFC 7692), or null/undefined when the
+   * extension is not in use: then RSV1 fails the connection and nothing is compressed.
+   */
+  deflate?: DeflateAgreement | null;
 }
+
+/**
+ * Input waiting behind a message that is being decompressed, above which the owner is asked to
+ * stop reading (`holdInput`).
+ */
+export const HELD_INPUT_LIMIT = 256 * 1024;
+
+/** A message waiting for its compression, in the order of the connection's output. */
+interface PendingCompression {
+  opcode: number;
+  /** The compressed payload, once done (null also when compression failed). */
+  payload: Buffer | null;
+  done: boolean;
+  /** Uncompressed size, counted in `pendingOutputBytes` until written. */
+  size: number;
+}
+
+/** Output that waits for an earlier compression: a compressed message or any later write. */
+type PendingOutput = PendingCompression | (() => void);
 
 // Client frames need a fresh random mask each; drawing 4 bytes from a pool avoids a system
 // call per frame.
@@ -103,6 +134,17 @@ export class Connection implements ParserEvents {
   private readonly ownerEncodes: boolean;
   /** Messages that arrived in pieces go to `events.onMessageParts`. */
   private readonly ownerTakesParts: boolean;
+  private readonly deflateAgreement: DeflateAgreement | null;
+  private readonly maxMessageSize: number;
+  /** The permessage-deflate codec, created on first use. */
+  private codec: PerMessageDeflate | null = null;
+  private inflatedFn: ((error: WebSocketError | null, message: Buffer[] | null, length: number) => void) | null = null;
+  private inputHeld = false;
+  /** The kind of the compressed message being decompressed. */
+  private inflatedIsText = false;
+  /** Output behind a compression in progress, in order; null when nothing waits. */
+  private pendingOutput: PendingOutput[] | null = null;
+  private pendingBytes = 0;
 
   constructor(events: ConnectionEvents, options: ConnectionOptions) {
     this.role = options.role;
@@ -110,8 +152,62 @@ export class Connection implements ParserEvents {
     this.defer = options.defer ?? runNow;
     this.ownerEncodes = this.role === 'server' && typeof events.writeFrame === 'function';
     this.ownerTakesParts = typeof events.onMessageParts === 'function';
+    this.deflateAgreement = options.deflate ?? null;
+    this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     // The connection is the parser's event sink itself: no per-connection closures.
-    this.parser = new FrameParser(this, options);
+    this.parser = new FrameParser(this, { role: options.role, maxMessageSize: options.maxMessageSize, maxFragments: options.maxFragments, compressed: this.deflateAgreement !== null });
+  }
+
+  /** The permessage-deflate agreement in use, or null. */
+  get deflate(): DeflateAgreement | null {
+    return this.deflateAgreement;
+  }
+
+  /** Bytes of messages accepted by `send` that wait for a compression (not yet written). */
+  get pendingOutputBytes(): number {
+    return this.pendingBytes;
+  }
+
+  /** Whether a message of `length` bytes is sent compressed. */
+  compresses(length: number): boolean {
+    const agreement = this.deflateAgreement;
+    return agreement !== null && agreement.sendWindowBits !== 0 && length >= agreement.threshold;
+  }
+
+  private deflateCodec(): PerMessageDeflate {
+    return (this.codec ??= new PerMessageDeflate(this.deflateAgreement!, this.maxMessageSize));
+  }
+
+  /**
+   * @internal Parser event: a frame of a compressed message. Parsing waits until it is
+   * decompressed, so what follows (later messages, the close) cannot overtake it.
+   */
+  onCompressedFrame(payload: Buffer, fin: boolean, isText: boolean): void {
+    this.parser.hold();
+    this.inflatedIsText = isText;
+    this.deflateCodec().decompress(payload, fin, isText, (this.inflatedFn ??= (error, message, length) => this.inflated(error, message, length)));
+  }
+
+  private inflated(error: WebSocketError | null, message: Buffer[] | null, length: number): void {
+    if (this.readyState === 'closed') return;
+    if (error !== null) {
+      this.failWith(error);
+      return;
+    }
+    if (message !== null) {
+      if (message.length <= 1) this.events.onMessage(message.length === 0 ? EMPTY : message[0]!, this.inflatedIsText);
+      else if (this.ownerTakesParts) this.events.onMessageParts!(message, length, this.inflatedIsText);
+      else this.events.onMessage(Buffer.concat(message, length), this.inflatedIsText);
+    }
+    this.parser.resume();
+    this.checkHeldInput();
+  }
+
+  private checkHeldInput(): void {
+    const held = this.parser.heldBytes > HELD_INPUT_LIMIT;
+    if (held === this.inputHeld) return;
+    this.inputHeld = held;
+    this.events.holdInput?.(held);
   }
 
   /** @internal Parser event: a complete message. */
@@ -142,6 +238,7 @@ export class Connection implements ParserEvents {
   /** Feed bytes received from the peer. The buffer may be modified and retained. */
   receive(bytes: Buffer): void {
     this.parser.push(bytes);
+    if (this.parser.heldBytes > 0) this.checkHeldInput();
   }
 
   /** Send one whole message. Throws `WS_ERR_CLOSED` once a close frame has been sent. */
@@ -150,7 +247,18 @@ export class Connection implements ParserEvents {
     if (this.sendingFragmented !== 0) {
       throw new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'a fragmented message is being sent; finish it first');
     }
-    this.writeFrame(isText ? Opcode.Text : Opcode.Binary, payload, true);
+    const opcode = isText ? Opcode.Text : Opcode.Binary;
+    if (this.deflateAgreement !== null) {
+      if (this.compresses(payload.length)) {
+        this.compressAndSend(opcode, Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.length));
+        return;
+      }
+      if (this.pendingOutput !== null) {
+        this.afterOutput(() => this.writeFrame(opcode, payload, true));
+        return;
+      }
+    }
+    this.writeFrame(opcode, payload, true);
   }
 
   /**
@@ -164,6 +272,23 @@ export class Connection implements ParserEvents {
       throw new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'a fragmented message is being sent; finish it first');
     }
     const opcode = isText ? Opcode.Text : Opcode.Binary;
+    if (this.deflateAgreement !== null) {
+      let length = 0;
+      for (let i = 0; i < parts.length; i++) length += parts[i]!.length;
+      if (this.compresses(length)) {
+        this.compressAndSend(opcode, parts, length);
+        return;
+      }
+      if (this.pendingOutput !== null) {
+        const copy = parts.slice();
+        this.afterOutput(() => this.writeParts(opcode, copy));
+        return;
+      }
+    }
+    this.writeParts(opcode, parts);
+  }
+
+  private writeParts(opcode: number, parts: readonly Buffer[]): void {
     if (this.ownerEncodes && this.events.writeFrameParts !== undefined) {
       let length = 0;
       for (let i = 0; i < parts.length; i++) length += parts[i]!.length;
@@ -185,7 +310,10 @@ export class Connection implements ParserEvents {
       this.sendingFragmented = isText ? 1 : 2;
     }
     if (fin) this.sendingFragmented = 0;
-    this.writeFrame(opcode, payload, fin);
+    // Fragments are sent uncompressed (the extension decides per message), after any
+    // message still being compressed.
+    if (this.pendingOutput !== null) this.afterOutput(() => this.writeFrame(opcode, payload, fin));
+    else this.writeFrame(opcode, payload, fin);
   }
 
   /**
@@ -199,7 +327,54 @@ export class Connection implements ParserEvents {
       // A data frame here would start a new message inside the open fragmented one.
       throw new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'a fragmented message is being sent; finish it first');
     }
-    this.events.write(frame);
+    if (this.pendingOutput !== null) this.afterOutput(() => this.events.write(frame));
+    else this.events.write(frame);
+  }
+
+  /**
+   * Compress a message and send it with RSV1 set. Until it is written, later output (other
+   * than pings and pongs) waits behind it, so messages keep their order and every compressed
+   * message goes through the one compressor in order.
+   */
+  private compressAndSend(opcode: number, data: Buffer | readonly Buffer[], size = (data as Buffer).length): void {
+    const pending: PendingCompression = { opcode, payload: null, done: false, size };
+    (this.pendingOutput ??= []).push(pending);
+    this.pendingBytes += size;
+    this.deflateCodec().compress(Buffer.isBuffer(data) ? data : data.slice(), (error, payload) => {
+      pending.done = true;
+      pending.payload = payload;
+      if (error !== null) {
+        this.failWith(error);
+      }
+      this.writePending();
+    });
+  }
+
+  /** Run `write` now, or after the output that waits for a compression. */
+  private afterOutput(write: () => void): void {
+    if (this.pendingOutput === null) write();
+    else this.pendingOutput.push(write);
+  }
+
+  /** Write the waiting output up to the first compression not done yet. */
+  private writePending(): void {
+    const queue = this.pendingOutput;
+    if (queue === null) return;
+    while (queue.length > 0) {
+      const head = queue[0]!;
+      if (typeof head === 'function') {
+        queue.shift();
+        head();
+        continue;
+      }
+      if (!head.done) return;
+      queue.shift();
+      this.pendingBytes -= head.size;
+      if (head.payload !== null) this.writeFrame(head.opcode, head.payload, true, true);
+    }
+    if (this.pendingOutput !== queue) return;
+    this.pendingOutput = null;
+    if (this.readyState === 'closed') this.codec?.close();
   }
 
   ping(payload: Uint8Array = EMPTY): void {
@@ -240,6 +415,9 @@ export class Connection implements ParserEvents {
    */
   transportClosed(error?: Error): void {
     this.parser.stop();
+    this.codec?.close();
+    this.pendingOutput = null;
+    this.pendingBytes = 0;
     if (this.readyState === 'closed') return;
     this.readyState = 'closed';
     const lost = error instanceof WebSocketError
@@ -263,20 +441,22 @@ export class Connection implements ParserEvents {
     }
   }
 
-  private writeFrame(opcode: number, payload: Uint8Array, fin: boolean): void {
+  private writeFrame(opcode: number, payload: Uint8Array, fin: boolean, rsv1 = false): void {
     if (this.ownerEncodes) {
-      this.events.writeFrame!(opcode, payload, fin);
+      this.events.writeFrame!(opcode, payload, fin, rsv1);
       return;
     }
     const maskKey = this.role === 'client' ? nextMaskKey() : undefined;
-    const frames = encodeFrame(opcode, payload, { fin, maskKey });
+    const frames = encodeFrame(opcode, payload, { fin, rsv1, maskKey });
     this.events.write(frames[0]!);
     if (frames.length > 1) this.events.write(frames[1]!);
   }
 
   private sendClose(code: number | undefined, reason: string): void {
     this.closeSent = true;
-    this.writeFrame(Opcode.Close, encodeClosePayload(code, reason), true);
+    const payload = encodeClosePayload(code, reason);
+    // The close goes after every message accepted before it.
+    this.afterOutput(() => this.writeFrame(Opcode.Close, payload, true));
   }
 
   private handleControl(opcode: number, payload: Buffer): void {
@@ -315,8 +495,10 @@ export class Connection implements ParserEvents {
     this.defer(() => {
       if (this.readyState === 'closed') return;
       if (!this.closeSent) this.sendClose(code === CloseCode.NoStatus ? undefined : code, '');
-      this.readyState = 'closed';
-      if (this.role === 'server') this.events.closeTransport();
+      this.finish();
+      this.afterOutput(() => {
+        if (this.role === 'server') this.events.closeTransport();
+      });
       this.events.onClose(code, reason, undefined);
     });
   }
@@ -326,10 +508,21 @@ export class Connection implements ParserEvents {
     if (this.readyState === 'closed') return;
     this.defer(() => {
       if (this.readyState === 'closed') return;
+      // A failure does not wait for messages still being compressed.
+      this.pendingOutput = null;
+      this.pendingBytes = 0;
       if (!this.closeSent) this.sendClose(error.closeCode ?? CloseCode.ProtocolError, '');
-      this.readyState = 'closed';
+      this.finish();
       this.events.closeTransport();
       this.events.onClose(error.closeCode ?? CloseCode.ProtocolError, '', error);
     });
+  }
+
+  /** The WebSocket is closed: no more input is decompressed. */
+  private finish(): void {
+    this.readyState = 'closed';
+    // Compressions still pending are finished first (their output precedes the close frame).
+    if (this.pendingOutput === null) this.codec?.close();
+    this.parser.stop();
   }
 }

@@ -228,12 +228,15 @@ export function clientHandshakeHeaders(key: string, protocols: readonly string[]
 /**
  * Check the server's answer to a client handshake (RFC 6455 section 4.1). Returns the chosen
  * subprotocol (or undefined); throws `WS_ERR_HANDSHAKE` when the response is not acceptable.
+ * `extensionsChecked`: the caller validated `Sec-WebSocket-Extensions` against its offer (see
+ * `acceptAsClient`); otherwise any extension in the answer fails, since none was offered.
  */
 export function validateServerResponse(
   statusCode: number,
   headers: Headers,
   expectedAccept: string,
   offeredProtocols: readonly string[],
+  extensionsChecked = false,
 ): string | undefined {
   const fail = (why: string): never => {
     throw new WebSocketError('WS_ERR_HANDSHAKE', `WebSocket handshake failed: ${why}`);
@@ -242,7 +245,7 @@ export function validateServerResponse(
   if (!hasToken(headers['upgrade'], 'websocket')) fail('missing Upgrade: websocket');
   if (!hasToken(headers['connection'], 'upgrade')) fail('missing Connection: Upgrade');
   if (trimOws(headerText(headers['sec-websocket-accept'])) !== expectedAccept) fail('wrong Sec-WebSocket-Accept');
-  if (trimOws(headerText(headers['sec-websocket-extensions'])) !== '') fail('server chose an extension that was not offered');
+  if (!extensionsChecked && trimOws(headerText(headers['sec-websocket-extensions'])) !== '') fail('server chose an extension that was not offered');
   const chosen = trimOws(headerText(headers['sec-websocket-protocol']));
   if (chosen === '') return undefined;
   if (!offeredProtocols.includes(chosen)) fail(`server chose subprotocol ${JSON.stringify(chosen)} that was not offered`);

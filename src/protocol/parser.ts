@@ -22,6 +22,13 @@ export interface ParserEvents {
   onControl(opcode: number, payload: Buffer): void;
   /** The peer broke RFC 6455; `error.closeCode` is the code to close with. Parsing has stopped. */
   onError(error: WebSocketError): void;
+  /**
+   * Required with `compressed`: one frame of a compressed message (RSV1 on its first frame),
+   * its payload as it arrived (not validated as UTF-8, not joined with the other frames);
+   * `fin` marks the last frame, `isText` the message's kind. The owner may `hold()` the parser
+   * until it has decompressed it, so later frames wait.
+   */
+  onCompressedFrame?(payload: Buffer, fin: boolean, isText: boolean): void;
 }
 
 export interface ParserOptions {
@@ -35,6 +42,12 @@ export interface ParserOptions {
    * of empty fragments, which add nothing to the size).
    */
   maxFragments?: number;
+  /**
+   * permessage-deflate was agreed: RSV1 is allowed on the first frame of a data message and
+   * marks it compressed (RFC 7692 section 6); its frames go to `onCompressedFrame`. Default
+   * false: RSV1 fails the connection like RSV2 and RSV3.
+   */
+  compressed?: boolean;
 }
 
 export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
@@ -60,7 +73,12 @@ export class FrameParser {
   private readonly expectMask: boolean;
   private readonly maxMessageSize: number;
   private readonly maxFragments: number;
+  private readonly rsv1Allowed: boolean;
   private stopped = false;
+  /** Set by `hold()`: input is kept, unparsed, until `resume()`. */
+  private held = false;
+  private heldChunks: Buffer[] | null = null;
+  private heldLength = 0;
 
   /** Bytes of an incomplete header carried over to the next push. */
   private leftover: Buffer | null = null;
@@ -76,6 +94,8 @@ export class FrameParser {
   private received = 0;
   private parts: Buffer[] | null = null;
   private textFrame = false;
+  /** The frame belongs to a compressed message. */
+  private compressedFrame = false;
 
   // The fragmented message being assembled (messageOpcode 0 when none).
   private messageOpcode = 0;
@@ -85,6 +105,7 @@ export class FrameParser {
   private messageFrames = 0;
   private validator: Utf8Validator | null = null;
   private incrementalUtf8 = false;
+  private messageCompressed = false;
   /** The events take messages in pieces (`onMessageParts`). */
   private readonly takesParts: boolean;
 
@@ -94,6 +115,7 @@ export class FrameParser {
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     this.maxFragments = options.maxFragments ?? DEFAULT_MAX_FRAGMENTS;
     this.takesParts = typeof events.onMessageParts === 'function';
+    this.rsv1Allowed = options.compressed === true;
   }
 
   /** Stop parsing: later input is ignored (used once a close frame has been received). */
@@ -102,6 +124,41 @@ export class FrameParser {
     this.leftover = null;
     this.parts = null;
     this.fragments = null;
+    this.heldChunks = null;
+    this.heldLength = 0;
+  }
+
+  /**
+   * Stop parsing after the current frame, keeping all input unparsed until `resume()` (called
+   * from `onCompressedFrame`, so nothing after a message overtakes it while it decompresses).
+   */
+  hold(): void {
+    this.held = true;
+  }
+
+  /** Bytes pushed while held, not parsed yet. */
+  get heldBytes(): number {
+    return this.heldLength;
+  }
+
+  /** Parse what was kept while held (which may hold again), then go on as usual. */
+  resume(): void {
+    if (!this.held) return;
+    this.held = false;
+    while (!this.held && !this.stopped && this.heldChunks !== null) {
+      const chunks = this.heldChunks;
+      const chunk = chunks.shift()!;
+      if (chunks.length === 0) this.heldChunks = null;
+      this.heldLength -= chunk.length;
+      this.push(chunk);
+    }
+  }
+
+  /** Keep `chunk` (or what is left of it) for `resume`, ahead of later input. */
+  private keep(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    (this.heldChunks ??= []).unshift(chunk);
+    this.heldLength += chunk.length;
   }
 
   get isStopped(): boolean {
@@ -119,6 +176,11 @@ export class FrameParser {
    */
   push(data: Buffer): void {
     if (this.stopped) return;
+    if (this.held) {
+      if (data.length > 0) (this.heldChunks ??= []).push(data);
+      this.heldLength += data.length;
+      return;
+    }
     let chunk = data;
     let offset = 0;
     if (this.leftover !== null) {
@@ -153,11 +215,19 @@ export class FrameParser {
           this.inPayload = false;
           this.wholeMessage(chunk, offset, wanted);
           offset += wanted;
+          if (this.held) {
+            this.keep(chunk.subarray(offset));
+            return;
+          }
           continue;
         }
         const piece = wanted === 0 ? EMPTY : chunk.subarray(offset, offset + wanted);
         offset += wanted;
         this.payloadPiece(piece, true);
+        if (this.held) {
+          this.keep(chunk.subarray(offset));
+          return;
+        }
       } else {
         if (available > 0) this.payloadPiece(chunk.subarray(offset), false);
         return;
@@ -176,7 +246,11 @@ export class FrameParser {
     const b1 = buffer[offset + 1]!;
     const fin = (b0 & 0x80) !== 0;
     const opcode = b0 & 0x0f;
-    if ((b0 & 0x70) !== 0) return this.fail('WS_ERR_UNEXPECTED_RSV', 'reserved bits must be 0', CloseCode.ProtocolError);
+    // RSV1 is permessage-deflate's, on the first frame of a data message only (RFC 7692 section 6).
+    const rsv1 = (b0 & 0x40) !== 0;
+    if ((b0 & 0x30) !== 0 || (rsv1 && !(this.rsv1Allowed && (opcode === Opcode.Text || opcode === Opcode.Binary)))) {
+      return this.fail('WS_ERR_UNEXPECTED_RSV', rsv1 && this.rsv1Allowed ? 'RSV1 is allowed only on the first frame of a data message' : 'reserved bits must be 0', CloseCode.ProtocolError);
+    }
     if (opcode >= 0x8) {
       if (opcode > Opcode.Pong) return this.fail('WS_ERR_INVALID_OPCODE', `invalid opcode ${opcode}`, CloseCode.ProtocolError);
       if (!fin) return this.fail('WS_ERR_INVALID_CONTROL_FRAME', 'control frames must not be fragmented', CloseCode.ProtocolError);
@@ -237,7 +311,9 @@ export class FrameParser {
     this.masked = masked;
     this.payloadLength = length;
     this.received = 0;
-    this.textFrame = opcode === Opcode.Text || (opcode === Opcode.Continuation && this.messageOpcode === Opcode.Text);
+    this.compressedFrame = opcode === Opcode.Continuation ? this.messageCompressed : rsv1;
+    // Compressed text is validated once inflated, by the owner.
+    this.textFrame = !this.compressedFrame && (opcode === Opcode.Text || (opcode === Opcode.Continuation && this.messageOpcode === Opcode.Text));
     return size;
   }
 
@@ -247,6 +323,10 @@ export class FrameParser {
     // Unmasking tells for free whether the payload is ASCII, which is valid UTF-8.
     const ascii = this.masked && length > 0 && unmaskAscii(chunk, start, length, this.maskKey!);
     const payload = length === 0 ? EMPTY : chunk.subarray(start, start + length);
+    if (this.compressedFrame) {
+      this.events.onCompressedFrame!(payload, true, isText);
+      return;
+    }
     if (isText && !ascii && !isUtf8(payload)) {
       this.fail('WS_ERR_INVALID_UTF8', 'text message is not valid UTF-8', CloseCode.InvalidPayload);
       return;
@@ -296,6 +376,10 @@ export class FrameParser {
       this.events.onControl(opcode, payload!);
       return;
     }
+    if (this.compressedFrame) {
+      this.compressedFrameComplete(payload ?? (parts!.length === 1 ? parts![0]! : Buffer.concat(parts!, this.payloadLength)));
+      return;
+    }
     if (opcode !== Opcode.Continuation) {
       if (this.fin) {
         if (parts !== null) this.deliverParts(parts, this.payloadLength, opcode === Opcode.Text);
@@ -323,6 +407,29 @@ export class FrameParser {
     if (fragments.length <= 1) this.deliver(fragments.length === 0 ? EMPTY : fragments[0]!, isText);
     else if (this.takesParts && length >= PARTS_MIN_SIZE) this.deliverParts(fragments, length, isText);
     else this.deliver(Buffer.concat(fragments, length), isText);
+  }
+
+  /** A frame of a compressed message: passed on as it is, only the fragmentation state kept. */
+  private compressedFrameComplete(payload: Buffer): void {
+    const fin = this.fin;
+    let isText: boolean;
+    if (this.opcode !== Opcode.Continuation) {
+      isText = this.opcode === Opcode.Text;
+      if (!fin) {
+        this.messageOpcode = this.opcode;
+        this.messageCompressed = true;
+        this.messageLength = this.payloadLength;
+      }
+    } else {
+      isText = this.messageOpcode === Opcode.Text;
+      this.messageLength += this.payloadLength;
+      if (fin) {
+        this.messageOpcode = 0;
+        this.messageCompressed = false;
+        this.messageLength = 0;
+      }
+    }
+    this.events.onCompressedFrame!(payload, fin, isText);
   }
 
   private deliver(message: Buffer, isText: boolean): void {

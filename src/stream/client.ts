@@ -5,6 +5,7 @@ import type { SecureContextOptions } from 'node:tls';
 import { WebSocketError } from '../protocol/errors.js';
 import { clientHandshakeHeaders, createClientKey, validateServerResponse } from '../protocol/handshake.js';
 import { adoptSocket } from '../node/adopt.js';
+import { acceptAsClient, clientOffer, deflateConfigFor, type DeflateAgreement, type PerMessageDeflateOptions } from '../protocol/deflate/negotiate.js';
 import { WebSocketStream, type StreamOptions } from './stream.js';
 
 export interface ConnectOptions extends StreamOptions {
@@ -18,6 +19,12 @@ export interface ConnectOptions extends StreamOptions {
   tls?: SecureContextOptions & { rejectUnauthorized?: boolean; servername?: string };
   /** Abort the connection attempt. */
   signal?: AbortSignal;
+  /**
+   * Offer permessage-deflate (RFC 7692): `true` for the defaults, `false` to offer nothing, or
+   * the settings (see `PerMessageDeflateOptions`). Default true, as browsers do: a server that
+   * does not want it simply declines.
+   */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
 }
 
 /**
@@ -41,9 +48,12 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
   const secure = target.protocol === 'wss:';
   const protocols = options.protocols ?? [];
   let headers: Record<string, string>;
+  let deflateConfig: ReturnType<typeof deflateConfigFor> = null;
   const { key, expectedAccept } = createClientKey();
   try {
     headers = { ...options.headers, ...clientHandshakeHeaders(key, protocols) };
+    deflateConfig = deflateConfigFor(options.perMessageDeflate, 'client', true);
+    if (deflateConfig !== null) headers['Sec-WebSocket-Extensions'] = clientOffer(deflateConfig);
   } catch (error) {
     return Promise.reject(error);
   }
@@ -87,8 +97,10 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
         return;
       }
       let protocol: string | undefined;
+      let deflate: DeflateAgreement | null = null;
       try {
-        protocol = validateServerResponse(response.statusCode ?? 0, response.headers, expectedAccept, protocols);
+        protocol = validateServerResponse(response.statusCode ?? 0, response.headers, expectedAccept, protocols, true);
+        deflate = acceptAsClient(response.headers['sec-websocket-extensions'], deflateConfig);
       } catch (error) {
         socket.destroy();
         fail(error as Error);
@@ -98,7 +110,7 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
       clearTimeout(timer);
       socket.setNoDelay(true);
       socket.setTimeout(0);
-      resolve(new WebSocketStream(socket, head, 'client', options, { protocol }));
+      resolve(new WebSocketStream(socket, head, 'client', options, { protocol, deflate }));
     });
     request.end();
   });

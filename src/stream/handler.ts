@@ -5,6 +5,7 @@ import { WebSocketError } from '../protocol/errors.js';
 import { WebSocketStream, type StreamOptions } from './stream.js';
 import { acceptUpgrade, type UpgradeOptions } from '../node/upgrade.js';
 import { refuseUpgrade } from '../node/refuse.js';
+import { deflateConfigFor } from '../protocol/deflate/negotiate.js';
 
 /** A per-connection handler: owns one connection until it returns. */
 export type WebSocketHandler<State = unknown> = (stream: WebSocketStream, state: State) => void | Promise<void>;
@@ -40,6 +41,8 @@ export function websocketHandler<State = unknown>(
   handler: WebSocketHandler<State>,
   options: WebSocketHandlerOptions = {},
 ): WebSocketRoute<State> {
+  // Bad compression settings are reported now, not on the first upgrade.
+  deflateConfigFor(options.perMessageDeflate, 'server', false);
   const streams = new Set<WebSocketStream>();
   /** Set by `shutdown`: later upgrades are refused, ones already past the handshake closed. */
   let shutdownClose: { code: number; reason: string } | null = null;
@@ -57,7 +60,7 @@ export function websocketHandler<State = unknown>(
     const info = { method: request.method ?? 'GET', url: request.url ?? '/', headers: request.headers };
     void acceptUpgrade(request, socket, options).then((accepted) => {
       if (accepted === null) return;
-      start(new WebSocketStream(socket as Socket, head, 'server', options, { protocol: accepted.protocol, request: info, data: accepted.data }), state);
+      start(new WebSocketStream(socket as Socket, head, 'server', options, { protocol: accepted.protocol, request: info, data: accepted.data, deflate: accepted.deflate }), state);
     });
   }
 

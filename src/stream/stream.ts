@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { DeflateAgreement } from '../protocol/deflate/negotiate.js';
 import { Duplex } from 'node:stream';
 import type { IncomingHttpHeaders } from 'node:http';
 import { WebSocketError } from '../protocol/errors.js';
@@ -18,7 +19,7 @@ export interface CloseInfo {
   error?: WebSocketError;
 }
 
-export interface StreamOptions extends Omit<BindingOptions, 'role'> {
+export interface StreamOptions extends Omit<BindingOptions, 'role' | 'deflate'> {
   /**
    * `send` resolves at once while at most this many bytes are waiting to be written, and
    * otherwise waits until the socket has drained below it. Default 64 KiB.
@@ -83,7 +84,7 @@ export class WebSocketStream implements AsyncIterable<Message> {
     head: Buffer,
     role: 'server' | 'client',
     options: StreamOptions,
-    extra: { protocol?: string | undefined; request?: UpgradeRequestInfo | undefined; data?: unknown } = {},
+    extra: { protocol?: string | undefined; request?: UpgradeRequestInfo | undefined; data?: unknown; deflate?: DeflateAgreement | null } = {},
   ) {
     this.inner = socket;
     this.peerAddr = formatAddress(socket.remoteAddress, socket.remotePort);
@@ -92,7 +93,7 @@ export class WebSocketStream implements AsyncIterable<Message> {
     this.data = extra.data;
     this.highWaterMark = options.highWaterMark ?? 64 * 1024;
     this.maxQueuedBytes = options.maxQueuedBytes ?? 1024 * 1024;
-    this.binding = new SocketBinding(socket, this, { role, maxMessageSize: options.maxMessageSize, closeTimeoutMs: options.closeTimeoutMs });
+    this.binding = new SocketBinding(socket, this, { role, maxMessageSize: options.maxMessageSize, closeTimeoutMs: options.closeTimeoutMs, deflate: extra.deflate ?? null });
     this.binding.receive(head);
   }
 
@@ -191,7 +192,8 @@ export class WebSocketStream implements AsyncIterable<Message> {
       if (typeof message === 'string') connection.send(Buffer.from(message, 'utf8'), true);
       else if (message instanceof Message) {
         // A Message sent to many connections (a broadcast loop) is framed once, on its second send.
-        const frame = connection.role === 'server' ? message.frameForServer() : null;
+        // (Not when it is to be compressed: that goes through this connection's compressor.)
+        const frame = connection.role === 'server' && !connection.compresses(message.byteLength) ? message.frameForServer() : null;
         if (frame !== null) {
           connection.sendEncoded(frame);
         } else {

@@ -158,7 +158,10 @@ describe('connect: refusing bad answers', () => {
 
   test('a server that answers with an extension the client did not offer is rejected', async () => {
     const server = await fake((head) => switching(head, ['Sec-WebSocket-Extensions: permessage-deflate']));
-    await assert.rejects(withTimeout(connect(`${server.url}/`), 5000, 'extension'), handshakeError(/extension/));
+    await assert.rejects(withTimeout(connect(`${server.url}/`, { perMessageDeflate: false }), 5000, 'extension'), handshakeError(/extension/));
+    // permessage-deflate is offered by default, but no other extension.
+    const other = await fake((head) => switching(head, ['Sec-WebSocket-Extensions: x-webkit-deflate-frame']));
+    await assert.rejects(withTimeout(connect(`${other.url}/`), 5000, 'extension'), handshakeError(/extension/));
   });
 
   test('a server that never answers makes connect reject after handshakeTimeoutMs, and the socket is closed', async () => {

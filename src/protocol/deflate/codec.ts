@@ -14,6 +14,7 @@ const TRAILER = Buffer.from([0x00, 0x00, 0xff, 0xff]);
 const kJob = Symbol('zlib job');
 const kWritten = Symbol('bytes given to zlib');
 const kPoolKey = Symbol('zlib pool key');
+const kEnded = Symbol('deflate stream ended');
 
 /** A Node zlib stream used as a context: one job at a time, listeners installed once. */
 type Engine = (DeflateRaw | InflateRaw) & {
@@ -22,6 +23,8 @@ type Engine = (DeflateRaw | InflateRaw) & {
   [kWritten]: number;
   /** Where it goes back when released, or null for a context kept by one connection. */
   [kPoolKey]: string | null;
+  /** zlib reached the end of the deflate stream (a block with BFINAL set). */
+  [kEnded]: boolean;
 };
 
 // Contexts of connections without context takeover are reset and shared: at most about
@@ -41,12 +44,19 @@ function onEngineError(this: Engine, error: Error): void {
   }
 }
 
+// Node ends the readable side when zlib stops taking input at the end of a deflate stream.
+function onEngineEnd(this: Engine): void {
+  this[kEnded] = true;
+}
+
 function newEngine(inflate: boolean, windowBits: number, memLevel: number, level: number, poolKey: string | null): Engine {
   const engine = (inflate ? createInflateRaw({ windowBits }) : createDeflateRaw({ windowBits, memLevel, level })) as Engine;
   engine[kJob] = null;
   engine[kWritten] = 0;
   engine[kPoolKey] = poolKey;
+  engine[kEnded] = false;
   engine.on('data', onEngineData);
+  if (inflate) engine.on('end', onEngineEnd);
   engine.on('error', onEngineError);
   return engine;
 }
@@ -73,13 +83,6 @@ export function pooledContexts(): number {
   let total = 0;
   for (const pool of pools.values()) total += pool.length;
   return total;
-}
-
-/** The last byte of `data` (-1 when empty). */
-function lastByte(data: Buffer | readonly Buffer[]): number {
-  if (Buffer.isBuffer(data)) return data.length > 0 ? data[data.length - 1]! : -1;
-  for (let i = data.length - 1; i >= 0; i--) if (data[i]!.length > 0) return data[i]![data[i]!.length - 1]!;
-  return -1;
 }
 
 type CompressDone = (error: WebSocketError | null, payload: Buffer | null) => void;
@@ -286,18 +289,13 @@ export class PerMessageDeflate {
   }
 
   private inflated(job: Job, engine: Engine): void {
-    // zlib stops consuming at the end of a deflate stream (a block with BFINAL set, RFC 7692
-    // section 7.2.3.4): then only an empty stored block may follow (the trailer, possibly
-    // with the 0x00 that begins it), and the context cannot continue into the next message.
-    const unconsumed = engine[kWritten] - engine.bytesWritten;
-    let ended = false;
-    if (unconsumed !== 0) {
-      const emptyBlock = unconsumed === TRAILER.length || (unconsumed === TRAILER.length + 1 && lastByte(job.data) === 0);
-      if (!job.fin || !emptyBlock) {
-        this.fail(job, new WebSocketError('WS_ERR_COMPRESSION', 'data after the end of the compressed stream', CloseCode.InvalidPayload));
-        return;
-      }
-      ended = true;
+    // zlib stops at the end of a deflate stream (a block with BFINAL set, RFC 7692 section
+    // 7.2.3.4): then only an empty stored block may follow (the trailer, possibly with the 0x00
+    // that begins it), and the context cannot continue into the next message.
+    const ended = engine[kEnded];
+    if (ended && (!job.fin || engine[kWritten] - engine.bytesWritten > TRAILER.length + 1)) {
+      this.fail(job, new WebSocketError('WS_ERR_COMPRESSION', 'data after the end of the compressed stream', CloseCode.InvalidPayload));
+      return;
     }
     let message: Buffer[] | null = null;
     const length = this.messageLength;

@@ -138,6 +138,47 @@ export function resolveDeflateConfig(
   };
 }
 
+const defaultConfigs = new Map<string, DeflateConfig>();
+const configs = new WeakMap<PerMessageDeflateOptions, DeflateConfig>();
+
+/**
+ * `resolveDeflateConfig` for an option value that lives as long as its server or client, cached
+ * so that an upgrade does not check the options again.
+ */
+export function deflateConfigFor(
+  option: boolean | PerMessageDeflateOptions | undefined,
+  role: 'server' | 'client',
+  enabledByDefault: boolean,
+): DeflateConfig | null {
+  if (option === undefined) option = enabledByDefault;
+  if (option === false) return null;
+  if (option === true) {
+    let config = defaultConfigs.get(role);
+    if (config === undefined) defaultConfigs.set(role, (config = resolveDeflateConfig(true, role, false)!));
+    return config;
+  }
+  let config = configs.get(option);
+  if (config === undefined || config.role !== role) {
+    config = resolveDeflateConfig(option, role, false)!;
+    configs.set(option, config);
+  }
+  return config;
+}
+
+// Connections that agreed the same parameters share one agreement object: an idle connection
+// that negotiated compression holds a reference, nothing more.
+const agreements = new Map<string, DeflateAgreement>();
+const AGREEMENTS_MAX = 1024;
+
+function intern(agreement: DeflateAgreement): DeflateAgreement {
+  const key = `${agreement.sendWindowBits}:${+agreement.sendNoContextTakeover}:${agreement.receiveWindowBits}:` +
+    `${+agreement.receiveNoContextTakeover}:${agreement.threshold}:${agreement.memLevel}:${agreement.level}:${agreement.concurrency}`;
+  const known = agreements.get(key);
+  if (known !== undefined) return known;
+  if (agreements.size < AGREEMENTS_MAX) agreements.set(key, Object.freeze(agreement));
+  return agreement;
+}
+
 /** The parameters of one permessage-deflate offer or response, each at most once. */
 interface DeflateParams {
   serverNoContextTakeover: boolean;
@@ -258,7 +299,7 @@ function acceptOffer(offer: DeflateParams, config: DeflateConfig): ServerNegotia
   }
 
   return {
-    agreement: {
+    agreement: intern({
       sendWindowBits: serverBits,
       sendNoContextTakeover: serverNoContextTakeover,
       receiveWindowBits: receiveBits(clientBits),
@@ -267,7 +308,7 @@ function acceptOffer(offer: DeflateParams, config: DeflateConfig): ServerNegotia
       memLevel: config.memLevel,
       level: config.level,
       concurrency: config.concurrency,
-    },
+    }),
     response: formatExtension({ name: PERMESSAGE_DEFLATE, params }),
   };
 }
