@@ -102,7 +102,7 @@ test('an onUpgrade that settles in time is not cut short', async () => {
   try {
     const response = await withTimeout(rawExchange(server.port, upgradeRequest('/')), 5000, 'exchange');
     assert.equal(response.status, 101);
-    assert.deepEqual(server.results, [{ protocol: undefined, data: 'late but fine' }]);
+    assert.deepEqual(server.results, [{ protocol: undefined, data: 'late but fine', deflate: null }]);
   } finally {
     server.close();
   }
