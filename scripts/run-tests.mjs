@@ -13,12 +13,17 @@ function collect(dir, out) {
   return out;
 }
 
-const filter = process.argv.slice(2);
+// `--tap` (or HUMPHREY_TEST_REPORTER=tap) prints node's TAP; otherwise a short report that
+// ends with "N passed, M failed" (scripts/test-report.mjs).
+const args = process.argv.slice(2);
+const tap = args.includes('--tap') || process.env.HUMPHREY_TEST_REPORTER === 'tap';
+const filter = args.filter((arg) => arg !== '--tap');
 let files = collect('test', []);
 if (filter.length) files = files.filter((f) => filter.some((part) => f.includes(part)));
+const reporter = tap ? ['--test-reporter=tap'] : ['--test-reporter', new URL('./test-report.mjs', import.meta.url).href];
 const result = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', ...files],
+  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', ...reporter, ...files],
   { stdio: 'inherit' },
 );
 process.exit(result.status ?? 1);

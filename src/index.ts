@@ -1,5 +1,5 @@
 // The public surface of humphrey-ws.
-export { WebSocketError, type WebSocketErrorCode } from './protocol/errors.js';
+export { WebSocketError, type WebSocketErrorCode, type HandshakeResponse } from './protocol/errors.js';
 export { CloseCode, Opcode, isValidCloseCode } from './protocol/frame.js';
 export { Message, type MessageLike } from './message.js';
 export { WebSocketStream, type CloseInfo, type StreamOptions } from './stream/stream.js';
@@ -16,6 +16,7 @@ export {
   type UpgradeDecision,
   type UpgradeAcceptance,
   type UpgradeRejection,
+  type UpgradeHookRequest,
 } from './node/upgrade.js';
 export { connect, type ConnectOptions } from './stream/client.js';
 export type { PerMessageDeflateOptions } from './protocol/deflate/negotiate.js';

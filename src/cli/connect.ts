@@ -93,8 +93,7 @@ function normalizeUrl(text: string, options: ConnectOptions): string {
   } catch {
     throw new UsageError(`${JSON.stringify(text)} is not a URL (e.g. ws://127.0.0.1:9001)`);
   }
-  if (url.protocol === 'http:' || url.protocol === 'https:') url = new URL(`ws${url.href.slice(4)}`);
-  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new UsageError(`URL must start with ws://, wss://, http:// or https://, got ${JSON.stringify(text)}`);
+  if (!['ws:', 'wss:', 'http:', 'https:'].includes(url.protocol)) throw new UsageError(`URL must start with ws://, wss://, http:// or https://, got ${JSON.stringify(text)}`);
   if (url.username !== '' || url.password !== '') {
     const credentials = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
     options.headers!['Authorization'] ??= basic(credentials);

@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketError } from '../protocol/errors.js';
 import { CloseCode } from '../protocol/frame.js';
 import { createUpgradeListener, type UpgradeListener, type UpgradeRequest } from '../node/listener.js';
-import { acceptUpgrade, type UpgradeDecision } from '../node/upgrade.js';
+import { acceptUpgrade, type UpgradeDecision, type UpgradeHookRequest } from '../node/upgrade.js';
 import { ADDRESS_FORMS, listen, parseListenAddress, readCertificate, urlHost } from '../node/address.js';
 import { adoptSocket } from '../node/adopt.js';
 import { refuseAccepted, refuseUpgrade } from '../node/refuse.js';
@@ -176,7 +176,7 @@ export class AsyncWebSocketApp<State = undefined, StreamState = unknown> {
   }
 
   /** Decide on each upgrade request: accept (optionally with `data`) or reject with a status. */
-  withUpgradeHook(hook: (request: UpgradeRequest) => UpgradeDecision | Promise<UpgradeDecision>): this {
+  withUpgradeHook(hook: (request: UpgradeHookRequest) => UpgradeDecision | Promise<UpgradeDecision>): this {
     this.#hub.configure({ onUpgrade: hook });
     return this;
   }

@@ -24,6 +24,12 @@ export interface UpgradeAcceptance {
 
 export type UpgradeDecision = UpgradeRejection | UpgradeAcceptance | void | undefined;
 
+/** The upgrade request as the hooks below see it: with its query string parsed. */
+export type UpgradeHookRequest = UpgradeRequest & {
+  /** The request URL's query (`/ws?room=a` gives `query.get('room') === 'a'`). */
+  readonly query: URLSearchParams;
+};
+
 export interface UpgradeOptions {
   /**
    * Subprotocols this server speaks, in order of preference: the first one the client also
@@ -31,18 +37,18 @@ export interface UpgradeOptions {
    */
   protocols?: readonly string[];
   /** Choose the subprotocol from the client's offers (in its order); overrides `protocols`. */
-  selectProtocol?: (offered: string[], request: UpgradeRequest) => string | undefined;
+  selectProtocol?: (offered: string[], request: UpgradeHookRequest) => string | undefined;
   /**
    * Origins allowed to connect (exact `Origin` header values, e.g. `https://example.com`), or
    * a predicate. Requests from other origins get 403. Default: any origin.
    */
-  allowedOrigins?: readonly string[] | ((origin: string | undefined, request: UpgradeRequest) => boolean);
+  allowedOrigins?: readonly string[] | ((origin: string | undefined, request: UpgradeHookRequest) => boolean);
   /**
    * Decide on each upgrade after the handshake headers are valid: return
    * `{ reject: { status, body, headers } }` to refuse with that HTTP response, or accept with
    * `{ data, protocol, headers }` (or nothing). A throw refuses with 500.
    */
-  onUpgrade?: (request: UpgradeRequest) => UpgradeDecision | Promise<UpgradeDecision>;
+  onUpgrade?: (request: UpgradeHookRequest) => UpgradeDecision | Promise<UpgradeDecision>;
   /**
    * How long an asynchronous `onUpgrade` may take to decide, in ms. When it has not settled by
    * then the client gets 503 and the socket is freed (what the hook answers later is ignored).
@@ -72,6 +78,25 @@ function withDeadline<T>(pending: PromiseLike<T>, ms: number): Promise<T | typeo
     timer = setTimeout(resolve, ms, TIMED_OUT);
   });
   return Promise.race([pending, deadline]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Give the request a `query` (parsed when first read) for the hooks; the request object
+ * itself is kept, so an `IncomingMessage` stays one.
+ */
+function withQuery(request: UpgradeRequest): UpgradeHookRequest {
+  if (!((request as Partial<UpgradeHookRequest>).query instanceof URLSearchParams)) {
+    let query: URLSearchParams | undefined;
+    Object.defineProperty(request, 'query', {
+      configurable: true,
+      get: () => {
+        const url = request.url ?? '';
+        const mark = url.indexOf('?');
+        return (query ??= new URLSearchParams(mark === -1 ? '' : url.slice(mark + 1)));
+      },
+    });
+  }
+  return request as UpgradeHookRequest;
 }
 
 export interface AcceptedUpgrade {
@@ -132,17 +157,19 @@ async function decideUpgrade(
   netSocket.setNoDelay?.(true);
   const result = validateUpgradeRequest({ method: request.method ?? '', httpVersion: request.httpVersion, headers: request.headers });
   if (!result.ok) return refuseUpgrade(socket, result.status, result.body, result.headers);
+  // Only requests that meet a hook pay for the query.
+  const hooked = typeof options.allowedOrigins === 'function' || options.onUpgrade || options.selectProtocol ? withQuery(request) : (request as UpgradeHookRequest);
 
   const origin = request.headers.origin;
   const allowed = options.allowedOrigins;
   if (allowed !== undefined) {
-    const ok = typeof allowed === 'function' ? allowed(origin, request) : origin !== undefined && allowed.includes(origin);
+    const ok = typeof allowed === 'function' ? allowed(origin, hooked) : origin !== undefined && allowed.includes(origin);
     if (!ok) return refuseUpgrade(socket, 403, `origin ${origin ?? '(none)'} is not allowed`);
   }
 
   let decision: UpgradeDecision;
   if (options.onUpgrade) {
-    const answer = options.onUpgrade(request);
+    const answer = options.onUpgrade(hooked);
     if (isPromiseLike(answer)) {
       const settled = await withDeadline(answer, options.upgradeTimeoutMs ?? DEFAULT_UPGRADE_TIMEOUT_MS);
       if (settled === TIMED_OUT) return refuseUpgrade(socket, 503, 'the server did not decide on the upgrade in time');
@@ -163,7 +190,7 @@ async function decideUpgrade(
   const acceptance = (decision ?? {}) as UpgradeAcceptance;
   let protocol = acceptance.protocol;
   if (protocol === undefined) {
-    if (options.selectProtocol) protocol = options.selectProtocol(result.protocols, request);
+    if (options.selectProtocol) protocol = options.selectProtocol(result.protocols, hooked);
     else if (options.protocols) protocol = options.protocols.find((name) => result.protocols.includes(name));
   }
   if (protocol !== undefined && (!result.protocols.includes(protocol) || !isValidProtocolName(protocol))) {

@@ -9,8 +9,8 @@ import { acceptAsClient, clientOffer, deflateConfigFor, type DeflateAgreement, t
 import { WebSocketStream, type StreamOptions } from './stream.js';
 
 export interface ConnectOptions extends StreamOptions {
-  /** Subprotocols to offer, in order of preference. Default: none. */
-  protocols?: readonly string[];
+  /** Subprotocols to offer, in order of preference (or one, as a string). Default: none. */
+  protocols?: string | readonly string[];
   /** Extra request headers (e.g. `Authorization`, `Origin`). */
   headers?: Record<string, string>;
   /** Give up if the handshake has not completed in this time. Default 10000 ms. */
@@ -27,10 +27,14 @@ export interface ConnectOptions extends StreamOptions {
   perMessageDeflate?: boolean | PerMessageDeflateOptions;
 }
 
+/** The most of a refusal's body kept on the error. */
+const MAX_REFUSAL_BODY = 64 * 1024;
+
 /**
- * Open a WebSocket connection to a `ws://` or `wss://` URL. Resolves with the same
- * `WebSocketStream` the server side uses; rejects with `WS_ERR_HANDSHAKE` when the server
- * refuses (the message includes the status) or answers wrongly.
+ * Open a WebSocket connection to a `ws://` or `wss://` URL (`http://` and `https://` are
+ * taken as `ws://` and `wss://`). Resolves with the same `WebSocketStream` the server side
+ * uses; rejects with `WS_ERR_HANDSHAKE` when the server answers wrongly or refuses, and then
+ * the error's `status`, `headers` and `body` are what the server answered.
  */
 export function connect(url: string | URL, options: ConnectOptions = {}): Promise<WebSocketStream> {
   let target: URL;
@@ -39,14 +43,15 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
   } catch {
     return Promise.reject(new WebSocketError('WS_ERR_INVALID_ARGUMENT', `invalid URL ${JSON.stringify(String(url))}`));
   }
+  if (target.protocol === 'http:' || target.protocol === 'https:') target = new URL(`ws${target.href.slice(4)}`);
   if (target.protocol !== 'ws:' && target.protocol !== 'wss:') {
-    return Promise.reject(new WebSocketError('WS_ERR_INVALID_ARGUMENT', `unsupported URL scheme ${target.protocol} (expected ws: or wss:)`));
+    return Promise.reject(new WebSocketError('WS_ERR_INVALID_ARGUMENT', `unsupported URL scheme ${target.protocol} (expected ws:, wss:, http: or https:)`));
   }
   if (target.hash) {
     return Promise.reject(new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'a WebSocket URL cannot have a fragment'));
   }
   const secure = target.protocol === 'wss:';
-  const protocols = options.protocols ?? [];
+  const protocols = typeof options.protocols === 'string' ? [options.protocols] : (options.protocols ?? []);
   let headers: Record<string, string>;
   let deflateConfig: ReturnType<typeof deflateConfigFor> = null;
   const { key, expectedAccept } = createClientKey();
@@ -87,8 +92,27 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
     );
     request.on('error', (error) => fail(error instanceof WebSocketError ? error : new WebSocketError('WS_ERR_HANDSHAKE', `connection failed: ${error.message}`)));
     request.on('response', (response: IncomingMessage) => {
-      response.resume();
-      fail(new WebSocketError('WS_ERR_HANDSHAKE', `WebSocket handshake failed: server answered with status ${response.statusCode}`));
+      // Read (a bounded part of) the body before failing: it usually says why. The handshake
+      // timer still runs, so a body that never ends does not hold the caller.
+      const chunks: Buffer[] = [];
+      let length = 0;
+      const refuse = (): void => {
+        const status = response.statusCode ?? 0;
+        const body = Buffer.concat(chunks).toString('utf8');
+        const said = body.trim() === '' ? '' : `: ${body.trim().slice(0, 200)}`;
+        fail(new WebSocketError('WS_ERR_HANDSHAKE', `WebSocket handshake failed: server answered with status ${status}${said}`, undefined, {
+          status,
+          headers: { ...response.headers },
+          body,
+        }));
+      };
+      response.on('data', (chunk: Buffer) => {
+        if (length < MAX_REFUSAL_BODY) chunks.push(chunk.subarray(0, MAX_REFUSAL_BODY - length));
+        length += chunk.length;
+        if (length >= MAX_REFUSAL_BODY) refuse();
+      });
+      response.on('end', refuse);
+      response.on('close', refuse);
     });
     request.on('upgrade', (response: IncomingMessage, socket: Socket, head: Buffer) => {
       adoptSocket(socket);

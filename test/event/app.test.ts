@@ -410,6 +410,21 @@ test('upgrade hooks: data seeds the stream state, rejections get their HTTP stat
   }
 });
 
+test('the upgrade hook sees the parsed query on the app\'s own listener', async () => {
+  const app = new AsyncWebSocketApp()
+    .withUpgradeHook((request) => ({ data: `${request.query.get('room')}|${request.query.has('x')}` }))
+    .withConnectHandler((stream) => stream.send(String(stream.state)));
+  await app.run();
+  try {
+    const ws = await client(`${app.url}/chat?room=r%2F1&x`);
+    await until(() => ws.received.length === 1, 'query');
+    assert.deepEqual(ws.received, ['r/1|true']);
+    ws.close();
+  } finally {
+    await app.close();
+  }
+});
+
 test('the stream state factory receives the upgrade data; a failing factory closes with 1011', async () => {
   const reported: unknown[] = [];
   let connects = 0;

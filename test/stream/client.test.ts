@@ -87,7 +87,7 @@ describe('connect: the request', () => {
 
   test('refuses bad URLs and bad protocol names before connecting', async () => {
     const invalid = (error: unknown): boolean => error instanceof WebSocketError && error.code === 'WS_ERR_INVALID_ARGUMENT';
-    await assert.rejects(connect('http://127.0.0.1:1/'), invalid);
+    await assert.rejects(connect('ftp://127.0.0.1:1/'), invalid);
     await assert.rejects(connect('ws://127.0.0.1:1/#frag'), invalid);
     await assert.rejects(connect('ws://127.0.0.1:1/', { protocols: ['has space'] }), invalid);
     await assert.rejects(connect('ws://127.0.0.1:1/', { protocols: ['dup', 'dup'] }), invalid);
@@ -130,6 +130,45 @@ describe('connect: refusing bad answers', () => {
     const ours: TestServer = await startServer(() => undefined, { onUpgrade: () => ({ reject: { status: 404, body: 'gone' } }) });
     cleanups.push(() => ours.close());
     await assert.rejects(withTimeout(connect(`${ours.url}/x`), 5000, '404 from onUpgrade'), handshakeError(/\b404\b/));
+  });
+
+  test('a refusal carries the status, the headers and the body (bounded), also from onUpgrade', async () => {
+    const server = await fake(() => 'HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm="chat"\r\nContent-Length: 13\r\nConnection: close\r\n\r\nlog in first\n');
+    const error = await connect(`${server.url}/`).then(() => assert.fail('connected'), (e: unknown) => e as WebSocketError);
+    assert.equal(error.code, 'WS_ERR_HANDSHAKE');
+    assert.equal(error.status, 401);
+    assert.equal(error.headers?.['www-authenticate'], 'Bearer realm="chat"');
+    assert.equal(error.body, 'log in first\n');
+    assert.match(error.message, /401: log in first/);
+
+    const ours: TestServer = await startServer(() => undefined, { onUpgrade: () => ({ reject: { status: 429, body: 'slow down', headers: { 'Retry-After': '7' } } }) });
+    cleanups.push(() => ours.close());
+    const limited = await connect(`${ours.url}/`).then(() => assert.fail('connected'), (e: unknown) => e as WebSocketError);
+    assert.deepEqual([limited.status, limited.headers?.['retry-after'], limited.body], [429, '7', 'slow down']);
+
+    // A body that goes on forever: the first 64 KiB are kept and the promise settles.
+    const endless = await fake((_head, socket) => {
+      socket.write('HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n');
+      const chunk = Buffer.alloc(16 * 1024, 'x');
+      const timer = setInterval(() => socket.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n`), 1);
+      socket.on('close', () => clearInterval(timer)).on('error', () => clearInterval(timer));
+      return null;
+    });
+    const big = await withTimeout(connect(`${endless.url}/`).then(() => assert.fail('connected'), (e: unknown) => e as WebSocketError), 5000, 'endless body');
+    assert.equal(big.status, 403);
+    assert.equal(big.body?.length, 64 * 1024);
+  });
+
+  test('http:// and https:// URLs are taken as ws:// and wss://; one protocol may be a string', async () => {
+    const server: TestServer = await startServer(async (stream) => {
+      await stream.send(`protocol ${stream.protocol}`);
+    }, { protocols: ['chat'] });
+    cleanups.push(() => server.close());
+    const stream = await connect(`${server.url.replace('ws:', 'http:')}/`, { protocols: 'chat' });
+    assert.equal(stream.protocol, 'chat');
+    assert.equal((await stream.recv()).text(), 'protocol chat');
+    await stream.close();
+    await assert.rejects(connect('ftp://127.0.0.1/'), (error: unknown) => error instanceof WebSocketError && error.code === 'WS_ERR_INVALID_ARGUMENT');
   });
 
   test('a wrong Sec-WebSocket-Accept is rejected', async () => {

@@ -211,6 +211,34 @@ describe('websocketHandler: the handler owns the connection', () => {
 });
 
 describe('websocketHandler: upgrade hooks', () => {
+  test('the hooks see the request query parsed, and the request object is the server\'s own', async () => {
+    const seen: { onUpgrade?: string | null; origin?: string | null; protocol?: string | null; same?: boolean } = {};
+    let original: IncomingMessage | undefined;
+    const server = await serve(async (stream) => void (await stream.send(String(stream.data))), {
+      allowedOrigins: (_origin, request) => {
+        seen.origin = request.query.get('room');
+        return true;
+      },
+      selectProtocol: (offered, request) => {
+        seen.protocol = request.query.get('name');
+        return offered[0];
+      },
+      onUpgrade: (request) => {
+        seen.onUpgrade = request.query.get('room');
+        seen.same = (request as unknown) === original;
+        return { data: request.query.getAll('tag').join('+') };
+      },
+    });
+    server.server.prependListener('upgrade', (request: IncomingMessage) => (original = request));
+    const stream = await connect(`${server.url}/ws?room=blue%20sky&name=ada&tag=a&tag=b`, { protocols: ['chat'] });
+    assert.equal((await stream.recv()).text(), 'a+b');
+    assert.deepEqual(seen, { origin: 'blue sky', protocol: 'ada', onUpgrade: 'blue sky', same: true });
+    await stream.close();
+    const bare = await connect(`${server.url}/ws`);
+    assert.equal((await bare.recv()).text(), '');
+    await bare.close();
+  });
+
   test('onUpgrade can refuse with 401, a body and headers (raw request and ws unexpected-response)', async () => {
     let handlerRan = false;
     const seenAuth: (string | undefined)[] = [];
