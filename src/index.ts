@@ -1,7 +1,7 @@
 // The public surface of humphrey-ws.
 export { WebSocketError, type WebSocketErrorCode, type HandshakeResponse } from './protocol/errors.js';
 export { CloseCode, Opcode, isValidCloseCode } from './protocol/frame.js';
-export { Message, type MessageLike } from './message.js';
+export { Message, type MessageLike, type BinaryPayload } from './message.js';
 export { WebSocketStream, type CloseInfo, type StreamOptions } from './stream/stream.js';
 export {
   websocketHandler,

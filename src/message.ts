@@ -1,5 +1,8 @@
 import { isUtf8 } from 'node:buffer';
 import { WebSocketError } from './protocol/errors.js';
+import { toBuffer, type BinaryPayload } from './protocol/bytes.js';
+
+export { toBuffer, isBlob, type BinaryPayload } from './protocol/bytes.js';
 import { encodeFrame, Opcode } from './protocol/frame.js';
 
 /**
@@ -29,14 +32,14 @@ export class Message {
   }
 
   /** A message from a string (text) or bytes (text when they are valid UTF-8, else binary). */
-  static new(payload: string | Uint8Array): Message {
+  static new(payload: string | BinaryPayload): Message {
     if (typeof payload === 'string') return new Message(true, undefined, payload);
     const bytes = toBuffer(payload);
     return new Message(isUtf8(bytes), bytes, undefined);
   }
 
   /** A text message. Bytes are accepted only if they are valid UTF-8. */
-  static text(text: string | Uint8Array): Message {
+  static text(text: string | BinaryPayload): Message {
     if (typeof text === 'string') return new Message(true, undefined, text);
     const bytes = toBuffer(text);
     if (!isUtf8(bytes)) throw new WebSocketError('WS_ERR_INVALID_UTF8', 'text message bytes are not valid UTF-8');
@@ -44,7 +47,7 @@ export class Message {
   }
 
   /** A binary message. The bytes are not copied. */
-  static binary(bytes: Uint8Array | string): Message {
+  static binary(bytes: BinaryPayload | string): Message {
     return new Message(false, typeof bytes === 'string' ? Buffer.from(bytes) : toBuffer(bytes), undefined);
   }
 
@@ -121,10 +124,7 @@ export class Message {
   }
 }
 
-function toBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
+/** What `send` accepts: a Message, a string (text) or bytes in any `BinaryPayload` form (binary). */
+export type MessageLike = Message | string | BinaryPayload;
 
-/** What `send` accepts: a Message, a string (text) or bytes (binary). */
-export type MessageLike = Message | string | Uint8Array;
 

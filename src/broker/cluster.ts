@@ -17,6 +17,7 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { WebSocketError } from '../protocol/errors.js';
+import { toBuffer } from '../protocol/bytes.js';
 import { BrokerHealth } from './health.js';
 import {
   nodeOf,
@@ -65,10 +66,6 @@ function isEnvelope(message: unknown): message is Envelope {
 
 function sizeOf(item: Item): number {
   return item[0] === 'm' || item[0] === 'd' ? item[2].byteLength + 64 : 32;
-}
-
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /**
@@ -205,12 +202,12 @@ export class ClusterWorkerBroker implements Broker {
           if (member === null) break;
           if (item[1] !== null && !this.topics.has(item[1])) break;
           this.health.received++;
-          member.listener(item[1], asBuffer(item[2]), item[3]);
+          member.listener(item[1], toBuffer(item[2]), item[3]);
           break;
         case 'd':
           if (member?.direct === undefined) break;
           this.health.received++;
-          member.direct(item[1], asBuffer(item[2]), item[3]);
+          member.direct(item[1], toBuffer(item[2]), item[3]);
           break;
         case 'n':
           this.remoteCount = item[1];

@@ -1,5 +1,6 @@
 import { CloseCode, encodeFrame, Opcode } from '../protocol/frame.js';
-import { Message, type MessageLike } from '../message.js';
+import { isBlob, Message, toBuffer, type MessageLike } from '../message.js';
+import { WebSocketError } from '../protocol/errors.js';
 import { nodeOf } from '../broker/types.js';
 import type { Hub } from './hub.js';
 import type { Peer } from './peer.js';
@@ -18,18 +19,22 @@ function frameOf(payload: Uint8Array, isText: boolean): Buffer {
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts, parts[0]!.length + parts[1]!.length);
 }
 
-function payloadOf(message: MessageLike): Buffer | Uint8Array {
+/**
+ * The bytes of `message`; throws `WS_ERR_INVALID_ARGUMENT` for anything that is not a
+ * `MessageLike` (before anything is queued). A Blob is refused too: a delivery report is
+ * given at once and could not honestly count a payload not read yet (`await blob.arrayBuffer()`).
+ */
+function payloadOf(message: MessageLike): Buffer {
   if (typeof message === 'string') return Buffer.from(message, 'utf8');
   if (message instanceof Message) return message.bytes();
-  return message;
+  if (isBlob(message)) {
+    throw new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'a Blob cannot be sent by the event app: send await blob.arrayBuffer()');
+  }
+  return toBuffer(message);
 }
 
 function isTextOf(message: MessageLike): boolean {
   return typeof message === 'string' || (message instanceof Message && message.isText);
-}
-
-function toBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /**
@@ -51,6 +56,8 @@ function hasRoom(hub: Hub, peer: Peer, size: number): boolean {
 
 /** Send to one connection. */
 export function sendTo(hub: Hub, peer: Peer, message: MessageLike): DeliveryReport {
+  // Bytes are checked (and converted) first: a bad payload throws whatever the peer's state.
+  if (typeof message !== 'string' && !(message instanceof Message)) message = payloadOf(message);
   const connection = peer.binding.connection;
   if (connection.state !== 'open') return SKIPPED_ONE;
   let payload: Uint8Array;
@@ -69,7 +76,7 @@ export function sendTo(hub: Hub, peer: Peer, message: MessageLike): DeliveryRepo
     payload = message.bytes();
     isText = message.isText;
   } else {
-    payload = message;
+    payload = message as Buffer;
     isText = false;
   }
   if (!hasRoom(hub, peer, payload.length)) return SKIPPED_ONE;
@@ -100,7 +107,7 @@ export function broadcast(hub: Hub, message: MessageLike, except: Peer | null): 
   const payload = payloadOf(message);
   const isText = isTextOf(message);
   const report = hub.peers.size === 0 ? NOWHERE : deliver(hub, hub.peers.values(), frameOf(payload, isText), except);
-  hub.membership?.publish(null, toBuffer(payload), isText);
+  hub.membership?.publish(null, payload, isText);
   return report;
 }
 
@@ -110,7 +117,7 @@ export function publish(hub: Hub, topic: string, message: MessageLike, except: P
   const isText = isTextOf(message);
   const subscribers = hub.topics.subscribers(topic);
   const report = subscribers === undefined ? NOWHERE : deliver(hub, subscribers, frameOf(payload, isText), except);
-  hub.membership?.publish(topic, toBuffer(payload), isText);
+  hub.membership?.publish(topic, payload, isText);
   return report;
 }
 
@@ -122,7 +129,7 @@ export function publish(hub: Hub, topic: string, message: MessageLike, except: P
 export function sendAcross(hub: Hub, id: number, message: MessageLike): DeliveryReport {
   const membership = hub.membership;
   if (membership?.sendTo === undefined || nodeOf(id) === membership.node) return NOWHERE;
-  return membership.sendTo(id, toBuffer(payloadOf(message)), isTextOf(message)) ? NOWHERE : SKIPPED_ONE;
+  return membership.sendTo(id, payloadOf(message), isTextOf(message)) ? NOWHERE : SKIPPED_ONE;
 }
 
 /** Deliver a send from another member to our connection `id`, if it is still open. */

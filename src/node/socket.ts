@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream';
+import { toBuffer } from '../protocol/bytes.js';
 import { Connection, type ConnectionEvents, type ConnectionOptions, type Role } from '../protocol/connection.js';
 import { WebSocketError } from '../protocol/errors.js';
 import { COPY_THRESHOLD, headerSize, writeHeader } from '../protocol/frame.js';
@@ -25,6 +26,11 @@ export const DEFAULT_CLOSE_TIMEOUT_MS = 5000;
 const EMPTY = Buffer.alloc(0);
 const PAUSED_BY_APP = 1;
 const PAUSED_BY_INFLATE = 2;
+
+function lostBeforeWritten(): WebSocketError {
+  return new WebSocketError('WS_ERR_CLOSED', 'the connection was lost before the data was written', 1006);
+}
+
 /** Pending output above this is written with the socket corked instead of joined first. */
 const JOIN_LIMIT = 64 * 1024;
 /** Frame payloads up to this size are copied into the output buffer; larger ones are kept by reference. */
@@ -251,7 +257,7 @@ export class SocketBinding implements ConnectionEvents {
       const out = output.room(size);
       output.end = writeHeader(out, output.end, opcode, length, fin, rsv1, undefined);
       output.cut();
-      (output.chunks ??= []).push(Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, length));
+      (output.chunks ??= []).push(toBuffer(payload));
     }
     output.bytes += size + length;
   }
@@ -327,12 +333,18 @@ export class SocketBinding implements ConnectionEvents {
     if (this.ended) socket.end();
   }
 
-  /** Resolves once the buffered amount is at most `limit` (or the socket is gone). */
+  /**
+   * Resolves once the buffered amount is at most `limit`. Rejects with `WS_ERR_CLOSED` if the
+   * transport goes away first: the bytes waited for were not all written, and the caller must
+   * not be told they were.
+   */
   waitForDrain(limit: number): Promise<void> {
-    if (this.bufferedAmount <= limit || this.socket.destroyed) return Promise.resolve();
-    return new Promise((resolve) => {
+    if (this.bufferedAmount <= limit) return Promise.resolve();
+    if (this.finished || this.socket.destroyed) return Promise.reject(lostBeforeWritten());
+    return new Promise((resolve, reject) => {
       const check = (): void => {
-        if (this.bufferedAmount <= limit || this.socket.destroyed) resolve();
+        if (this.finished || this.socket.destroyed) reject(lostBeforeWritten());
+        else if (this.bufferedAmount <= limit) resolve();
         else (this.drainWaiters ??= []).push(check);
       };
       const onWritten = (this.onWritten ??= () => this.drained());

@@ -113,6 +113,13 @@ function nextMaskKey(): Buffer {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** A payload must be bytes: checked before any byte of its frame is produced. */
+function assertBytes(payload: unknown): void {
+  if (!(payload instanceof Uint8Array)) {
+    throw new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'a frame payload must be a Uint8Array');
+  }
+}
 const runNow = (task: () => void): void => task();
 
 /**
@@ -244,6 +251,7 @@ export class Connection implements ParserEvents {
   /** Send one whole message. Throws `WS_ERR_CLOSED` once a close frame has been sent. */
   send(payload: Uint8Array, isText: boolean): void {
     this.assertCanSend();
+    assertBytes(payload);
     if (this.sendingFragmented !== 0) {
       throw new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'a fragmented message is being sent; finish it first');
     }
@@ -304,6 +312,7 @@ export class Connection implements ParserEvents {
    */
   sendFragment(payload: Uint8Array, isText: boolean, fin: boolean): void {
     this.assertCanSend();
+    assertBytes(payload);
     let opcode: number = Opcode.Continuation;
     if (this.sendingFragmented === 0) {
       opcode = isText ? Opcode.Text : Opcode.Binary;
@@ -379,12 +388,14 @@ export class Connection implements ParserEvents {
 
   ping(payload: Uint8Array = EMPTY): void {
     this.assertCanSend();
+    assertBytes(payload);
     if (payload.length > 125) throw new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'ping payload over 125 bytes');
     this.writeFrame(Opcode.Ping, payload, true);
   }
 
   pong(payload: Uint8Array = EMPTY): void {
     this.assertCanSend();
+    assertBytes(payload);
     if (payload.length > 125) throw new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'pong payload over 125 bytes');
     this.writeFrame(Opcode.Pong, payload, true);
   }

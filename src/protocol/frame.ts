@@ -1,4 +1,5 @@
 import { maskInto } from './mask.js';
+import { toBuffer } from './bytes.js';
 
 /** Frame opcodes of RFC 6455 section 5.2. */
 export const Opcode = {
@@ -112,7 +113,7 @@ export function encodeFrame(opcode: number, payload: Uint8Array, options: FrameO
   }
   const header = Buffer.allocUnsafe(size);
   writeHeader(header, 0, opcode, length, fin, rsv1, undefined);
-  return [header, Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, length)];
+  return [header, toBuffer(payload)];
 }
 
 /** Encode the payload of a close frame: the code in network order, then the UTF-8 reason. */

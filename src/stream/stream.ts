@@ -4,7 +4,7 @@ import { Duplex } from 'node:stream';
 import type { IncomingHttpHeaders } from 'node:http';
 import { WebSocketError } from '../protocol/errors.js';
 import { isValidCloseCode } from '../protocol/frame.js';
-import { Message, type MessageLike } from '../message.js';
+import { isBlob, Message, toBuffer, type BinaryPayload, type MessageLike } from '../message.js';
 import { SocketBinding, type BindingOptions } from '../node/socket.js';
 import { formatAddress } from '../node/address.js';
 
@@ -37,7 +37,11 @@ const noop = (): void => {};
 
 /** A promise that rejects with `error` without counting as unhandled if nobody awaits it. */
 function handledRejection(error: Error): Promise<never> {
-  const promise = Promise.reject(error);
+  return handled(Promise.reject(error));
+}
+
+/** `promise`, marked so that its rejection does not count as unhandled if nobody awaits it. */
+function handled<T>(promise: Promise<T>): Promise<T> {
   promise.catch(noop);
   return promise;
 }
@@ -75,6 +79,8 @@ export class WebSocketStream implements AsyncIterable<Message> {
   private waiterReject: ((error: Error) => void) | null = null;
   private waiterIterates = false;
   private closeInfo: CloseInfo | null = null;
+  /** The last send queued behind a Blob being read, while there is one. */
+  private sendChain: Promise<void> | null = null;
   private closedPromise: Promise<CloseInfo> | null = null;
   private resolveClosed: ((info: CloseInfo) => void) | null = null;
 
@@ -181,12 +187,21 @@ export class WebSocketStream implements AsyncIterable<Message> {
   }
 
   /**
-   * Send a message: a `Message`, a string (text) or bytes (binary). Resolves once the frame is
-   * handed to the socket: at once while the buffered amount is under the high-water mark,
-   * otherwise when the socket has drained. Rejects with `WS_ERR_CLOSED` if the connection is
-   * closing or closed (such a rejection never counts as unhandled).
+   * Send a message: a `Message`, a string (text), or bytes (binary): a Buffer, any TypedArray,
+   * a DataView, an ArrayBuffer, a SharedArrayBuffer, or a `Blob` (read first; messages sent
+   * after it wait for it, so order is kept). The frame goes into this turn's output for the
+   * socket; the promise then resolves at once while the buffered amount is at most the
+   * high-water mark, otherwise once the socket has drained below it. It rejects with
+   * `WS_ERR_INVALID_ARGUMENT` for any other payload (nothing is written, the connection stays
+   * usable) and with `WS_ERR_CLOSED` if the connection is closing or closed, or is lost before
+   * the bytes it waited for were written. Such rejections never count as unhandled.
    */
-  send(message: MessageLike): Promise<void> {
+  send(message: MessageLike | Blob): Promise<void> {
+    if (this.sendChain !== null || isBlob(message)) return this.sendInOrder(message);
+    return this.sendNow(message);
+  }
+
+  private sendNow(message: MessageLike): Promise<void> {
     const connection = this.binding.connection;
     try {
       if (typeof message === 'string') connection.send(Buffer.from(message, 'utf8'), true);
@@ -201,32 +216,49 @@ export class WebSocketStream implements AsyncIterable<Message> {
           if (parts !== undefined) connection.sendParts(parts, message.isText);
           else connection.send(message.bytes(), message.isText);
         }
-      } else connection.send(message, false);
+      } else connection.send(toBuffer(message), false);
     } catch (error) {
       return handledRejection(error as Error);
     }
     if (this.binding.bufferedAmount <= this.highWaterMark) return RESOLVED;
-    return this.binding.waitForDrain(this.highWaterMark);
+    return handled(this.binding.waitForDrain(this.highWaterMark));
+  }
+
+  /** Sends queued behind a Blob being read: each runs when the one before it has. */
+  private sendInOrder(message: MessageLike | Blob): Promise<void> {
+    const previous = this.sendChain ?? RESOLVED;
+    const result = previous.then(async () => {
+      const payload = isBlob(message) ? Buffer.from(await message.arrayBuffer()) : message;
+      return this.sendNow(payload);
+    });
+    // The caller gets the outcome; the chain goes on after a failure.
+    const tail: Promise<void> = result.then(noop, noop);
+    this.sendChain = tail;
+    void tail.then(() => {
+      if (this.sendChain === tail) this.sendChain = null;
+    });
+    return handled(result);
   }
 
   /**
    * Send one fragment of a message; the first fragment's kind (text or binary) is the
    * message's, `fin` ends it. For streaming a message whose size is not known up front.
+   * Payloads and failures as for `send` (a Blob is not taken here).
    */
-  sendFragment(payload: Uint8Array | string, fin: boolean, isText = typeof payload === 'string'): Promise<void> {
+  sendFragment(payload: BinaryPayload | string, fin: boolean, isText = typeof payload === 'string'): Promise<void> {
     try {
-      const bytes = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
+      const bytes = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : toBuffer(payload);
       this.binding.connection.sendFragment(bytes, isText, fin);
     } catch (error) {
       return handledRejection(error as Error);
     }
-    return this.binding.waitForDrain(this.highWaterMark);
+    return handled(this.binding.waitForDrain(this.highWaterMark));
   }
 
   /** Send a ping (the peer's pong is answered automatically by its side). */
-  ping(payload: Uint8Array | string = Buffer.alloc(0)): Promise<void> {
+  ping(payload: BinaryPayload | string = Buffer.alloc(0)): Promise<void> {
     try {
-      this.binding.connection.ping(typeof payload === 'string' ? Buffer.from(payload) : payload);
+      this.binding.connection.ping(typeof payload === 'string' ? Buffer.from(payload) : toBuffer(payload));
     } catch (error) {
       return handledRejection(error as Error);
     }

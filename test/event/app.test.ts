@@ -789,3 +789,46 @@ test('an unlinked app cannot run its own server', async () => {
   await assert.rejects(app.run(), /unlinked/);
   assert.throws(() => app.address);
 });
+
+test('the event app sends every byte form, refuses bad payloads and Blobs with a typed error, and keeps the connection', async () => {
+  const outcomes: string[] = [];
+  const app = new AsyncWebSocketApp().withMessageHandler((stream, message, _state) => {
+    if (message.text() !== 'go') return;
+    const backing = new ArrayBuffer(4);
+    new Uint8Array(backing).set([1, 2, 3, 4]);
+    stream.send(backing);
+    stream.send(new DataView(backing, 2, 2));
+    stream.send(new Uint16Array(backing, 0, 1));
+    stream.broadcast(new SharedArrayBuffer(2));
+    for (const bad of [7, {}, null, new Blob(['x'])]) {
+      try {
+        stream.send(bad as never);
+        outcomes.push('sent');
+      } catch (error) {
+        outcomes.push((error as { code?: string }).code ?? 'untyped');
+      }
+      try {
+        stream.broadcast(bad as never);
+        outcomes.push('sent');
+      } catch (error) {
+        outcomes.push((error as { code?: string }).code ?? 'untyped');
+      }
+    }
+    stream.send('end');
+  });
+  await app.run();
+  try {
+    const ws = await client(app.url);
+    const bytes: number[][] = [];
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) bytes.push([...(data as Buffer)]);
+    });
+    ws.send('go');
+    await until(() => ws.received.includes('end'), 'end');
+    assert.deepEqual(bytes, [[1, 2, 3, 4], [3, 4], [1, 2], [0, 0]]);
+    assert.deepEqual(outcomes, Array(8).fill('WS_ERR_INVALID_ARGUMENT'));
+    ws.close();
+  } finally {
+    await app.close();
+  }
+});
