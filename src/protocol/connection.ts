@@ -64,7 +64,8 @@ export interface ConnectionOptions {
    * Runs the reply to a peer's close frame, or the close after a protocol error, later than
    * the bytes that caused it: an owner that delivers messages asynchronously passes e.g.
    * `setImmediate` so the app can still answer the messages that arrived just before (an
-   * echo before the close). Default: at once.
+   * echo before the close). Default: at once. (Set by the socket adapter, not by apps.)
+   * @internal
    */
   defer?: (task: () => void) => void;
   /** Largest incoming data message, across fragments, in bytes. Default 64 MiB. */

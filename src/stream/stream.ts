@@ -391,6 +391,15 @@ export class WebSocketStream implements AsyncIterable<Message> {
   }
 }
 
+// The binding calls these on the stream. A `ws` habit such as `stream.onMessage = fn` must not
+// silently take a stream over (recv() would then never resolve): assigning them throws a
+// TypeError instead, at no cost per connection.
+for (const name of ['onMessage', 'onMessageParts', 'onClose', 'onPong', 'nextResult']) {
+  if (Object.prototype.hasOwnProperty.call(WebSocketStream.prototype, name)) {
+    Object.defineProperty(WebSocketStream.prototype, name, { writable: false, enumerable: false, configurable: false });
+  }
+}
+
 /** What a server-side stream keeps of its upgrade request. */
 export interface UpgradeRequestInfo {
   method: string;

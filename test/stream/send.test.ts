@@ -103,3 +103,17 @@ test('a large send to a peer that vanishes rejects with WS_ERR_CLOSED instead of
   client.inner.resetAndDestroy();
   await assert.rejects(withTimeout(sending!, 5000, 'send outcome'), isCode('WS_ERR_CLOSED'));
 });
+
+test('the callbacks between the socket adapter and a stream cannot be replaced from outside', async () => {
+  const server = await echoServer();
+  const client = await connect(server.url);
+  for (const name of ['onMessage', 'onMessageParts', 'onClose', 'nextResult']) {
+    assert.throws(() => {
+      (client as unknown as Record<string, unknown>)[name] = () => undefined;
+    }, TypeError, name);
+  }
+  // The stream still works as before.
+  await client.send('hello');
+  assert.equal((await withTimeout(client.recv(), 5000, 'echo')).text(), 'hello');
+  await client.close();
+});
