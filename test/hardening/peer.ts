@@ -25,20 +25,29 @@ export function targetOf(url: string, ca?: Buffer): PeerTarget {
   return { host: parsed.hostname.replace(/^\[|\]$/g, ''), port: Number(parsed.port), tls: secure, ca: secure ? ca : undefined };
 }
 
-/** One masked client frame (`mask: false` leaves it unmasked, which a server must refuse). */
-export function frame(opcode: number, payload: Uint8Array = Buffer.alloc(0), fin = true, mask: boolean = true): Buffer {
+/**
+ * One masked client frame (`mask: false` leaves it unmasked, which a server must refuse).
+ * `declaredLength` writes another length into the header than the payload has (the start of a
+ * frame whose rest is never sent).
+ */
+export function frame(opcode: number, payload: Uint8Array = Buffer.alloc(0), fin = true, mask: boolean = true, declaredLength = payload.length): Buffer {
   const length = payload.length;
-  const extra = length < 126 ? 0 : length < 65536 ? 2 : 8;
+  const extra = declaredLength < 126 ? 0 : declaredLength < 65536 ? 2 : 8;
   const header = Buffer.allocUnsafe(2 + extra + (mask ? 4 : 0));
   header[0] = (fin ? 0x80 : 0) | opcode;
-  header[1] = (mask ? 0x80 : 0) | (extra === 0 ? length : extra === 2 ? 126 : 127);
-  if (extra === 2) header.writeUInt16BE(length, 2);
-  if (extra === 8) header.writeBigUInt64BE(BigInt(length), 2);
+  header[1] = (mask ? 0x80 : 0) | (extra === 0 ? declaredLength : extra === 2 ? 126 : 127);
+  if (extra === 2) header.writeUInt16BE(declaredLength, 2);
+  if (extra === 8) header.writeBigUInt64BE(BigInt(declaredLength), 2);
   if (!mask) return Buffer.concat([header, payload]);
   const key = randomBytes(4);
   key.copy(header, 2 + extra);
-  const body = Buffer.allocUnsafe(length);
-  for (let i = 0; i < length; i++) body[i] = payload[i]! ^ key[i & 3]!;
+  // Masked a 32-bit word at a time, in a buffer of its own (so aligned), then the tail bytes.
+  const body = Buffer.allocUnsafeSlow(length);
+  body.set(payload);
+  const words = new Uint32Array(body.buffer, body.byteOffset, length >>> 2);
+  const keyWord = key.readUInt32LE(0);
+  for (let i = 0; i < words.length; i++) words[i] ^= keyWord;
+  for (let i = length & ~3; i < length; i++) body[i] = body[i]! ^ key[i & 3]!;
   return Buffer.concat([header, body]);
 }
 
