@@ -30,6 +30,10 @@ export const broadcast: Command = {
       help: 'a client over that limit: skip it (drop) or close it with 1008 (close)',
       defaultText: 'drop',
     },
+    {
+      name: 'deflate',
+      help: 'accept permessage-deflate (RFC 7692) without server context takeover, so each\nbroadcast is compressed once for every compressed client',
+    },
     workersFlag,
     redisFlag,
   ],
@@ -44,6 +48,7 @@ once: while Redis is away, what could not cross is counted on stderr (see docs/s
       maxMessageSize: (values.get('max-message-size') as number | undefined) ?? DEFAULT_MAX_MESSAGE_SIZE,
       maxBufferedAmount: (values.get('max-buffered-amount') as number | undefined) ?? DEFAULT_MAX_BUFFERED_AMOUNT,
       backpressure: (values.get('backpressure') as 'drop' | 'close' | undefined) ?? 'drop',
+      perMessageDeflate: values.get('deflate') === true ? { serverNoContextTakeover: true } : false,
     }).withMessageHandler((stream, message) => stream.broadcast(message));
     const heartbeatMs = values.get('heartbeat') as number | undefined;
     if (heartbeatMs !== undefined && heartbeatMs > 0) app.withHeartbeat({ intervalMs: heartbeatMs, timeoutMs: 2 * heartbeatMs });

@@ -19,6 +19,7 @@ export const echo: Command = {
       help: 'sync: a per-connection handler (websocketHandler)\nasync: the event app (AsyncWebSocketApp)',
       defaultText: 'sync',
     },
+    { name: 'deflate', help: 'accept permessage-deflate (RFC 7692) with the default settings' },
     workersFlag,
   ],
   details: `Prints "listening on ws://HOST:PORT" once ready. SIGINT or SIGTERM closes every client
@@ -29,9 +30,10 @@ so a client that sends without reading is stopped by TCP flow control; in async 
 client is closed with 1008 once twice --max-message-size is waiting for it.`,
   run({ values }) {
     const maxMessageSize = (values.get('max-message-size') as number | undefined) ?? DEFAULT_MAX_MESSAGE_SIZE;
+    const perMessageDeflate = values.get('deflate') === true;
     if (values.get('mode') === 'async') {
       // An echo must never drop: 'close' fails a client that stops reading instead.
-      const app = AsyncWebSocketApp.unlinked(undefined, { maxMessageSize, backpressure: 'close', maxBufferedAmount: 2 * maxMessageSize })
+      const app = AsyncWebSocketApp.unlinked(undefined, { maxMessageSize, backpressure: 'close', maxBufferedAmount: 2 * maxMessageSize, perMessageDeflate })
         .withMessageHandler((stream, message) => stream.send(message));
       return serveUpgrades(app.connectHook(), values, DEFAULT_PORT);
     }
@@ -41,7 +43,7 @@ client is closed with 1008 once twice --max-message-size is waiting for it.`,
         // handler stops taking messages, the stream's queue fills and the socket stops reading.
         for await (const message of stream) await stream.send(message);
       },
-      { maxMessageSize },
+      { maxMessageSize, perMessageDeflate },
     );
     const target: UpgradeTarget = Object.assign(
       (request: Parameters<UpgradeTarget>[0], socket: Parameters<UpgradeTarget>[1], head: Buffer) => route(request, socket, head, undefined),

@@ -3,6 +3,8 @@ import { isBlob, Message, toBuffer, type MessageLike } from '../message.js';
 import { WebSocketError } from '../protocol/errors.js';
 import { nodeOf } from '../broker/types.js';
 import type { Hub } from './hub.js';
+import type { DeflateAgreement } from '../protocol/deflate/negotiate.js';
+import { SharedCompression } from '../protocol/deflate/shared.js';
 import type { Peer } from './peer.js';
 import type { DeliveryReport } from './types.js';
 
@@ -84,11 +86,18 @@ export function sendTo(hub: Hub, peer: Peer, message: MessageLike): DeliveryRepo
   return QUEUED_ONE;
 }
 
-/** Write one encoded frame to each peer (except `except`), applying the policy to each. */
-function deliver(hub: Hub, peers: Iterable<Peer>, frame: Buffer, except: Peer | null): DeliveryReport {
+/**
+ * Send one message to each peer (except `except`), applying the policy to each. The
+ * uncompressed frame is encoded once for all peers that get it uncompressed; peers that agreed
+ * permessage-deflate without server context takeover share one compression per agreement;
+ * peers with context takeover compress it each with their own compressor, in order.
+ */
+function deliver(hub: Hub, peers: Iterable<Peer>, payload: Uint8Array, isText: boolean, except: Peer | null): DeliveryReport {
   let queued = 0;
   let skipped = 0;
-  const size = frame.length;
+  const size = payload.length;
+  let frame: Buffer | null = null;
+  let shared: Map<DeflateAgreement, SharedCompression> | null = null;
   for (const peer of peers) {
     if (peer === except) continue;
     const connection = peer.binding.connection;
@@ -96,8 +105,22 @@ function deliver(hub: Hub, peers: Iterable<Peer>, frame: Buffer, except: Peer | 
       skipped++;
       continue;
     }
-    connection.sendEncoded(frame);
     queued++;
+    if (!connection.compresses(size)) {
+      connection.sendEncoded((frame ??= frameOf(payload, isText)));
+      continue;
+    }
+    const agreement = connection.deflate!;
+    if (!agreement.sendNoContextTakeover) {
+      connection.send(payload, isText);
+      continue;
+    }
+    let compression = (shared ??= new Map()).get(agreement);
+    if (compression === undefined) {
+      compression = new SharedCompression(agreement, toBuffer(payload), isText);
+      shared.set(agreement, compression);
+    }
+    connection.sendShared(compression);
   }
   return queued === 0 && skipped === 0 ? NOWHERE : { queued, skipped };
 }
@@ -106,7 +129,7 @@ function deliver(hub: Hub, peers: Iterable<Peer>, frame: Buffer, except: Peer | 
 export function broadcast(hub: Hub, message: MessageLike, except: Peer | null): DeliveryReport {
   const payload = payloadOf(message);
   const isText = isTextOf(message);
-  const report = hub.peers.size === 0 ? NOWHERE : deliver(hub, hub.peers.values(), frameOf(payload, isText), except);
+  const report = hub.peers.size === 0 ? NOWHERE : deliver(hub, hub.peers.values(), payload, isText, except);
   hub.membership?.publish(null, payload, isText);
   return report;
 }
@@ -116,7 +139,7 @@ export function publish(hub: Hub, topic: string, message: MessageLike, except: P
   const payload = payloadOf(message);
   const isText = isTextOf(message);
   const subscribers = hub.topics.subscribers(topic);
-  const report = subscribers === undefined ? NOWHERE : deliver(hub, subscribers, frameOf(payload, isText), except);
+  const report = subscribers === undefined ? NOWHERE : deliver(hub, subscribers, payload, isText, except);
   hub.membership?.publish(topic, payload, isText);
   return report;
 }
@@ -141,9 +164,9 @@ export function deliverDirect(hub: Hub, id: number, payload: Buffer, isText: boo
 /** Deliver what another member of the broker broadcast or published. */
 export function deliverFromBroker(hub: Hub, topic: string | null, payload: Buffer, isText: boolean): void {
   if (topic === null) {
-    if (hub.peers.size > 0) deliver(hub, hub.peers.values(), frameOf(payload, isText), null);
+    if (hub.peers.size > 0) deliver(hub, hub.peers.values(), payload, isText, null);
     return;
   }
   const subscribers = hub.topics.subscribers(topic);
-  if (subscribers !== undefined) deliver(hub, subscribers, frameOf(payload, isText), null);
+  if (subscribers !== undefined) deliver(hub, subscribers, payload, isText, null);
 }

@@ -5,6 +5,7 @@ import { CloseCode, encodeClosePayload, encodeFrame, isValidCloseCode, Opcode } 
 import { FrameParser, DEFAULT_MAX_MESSAGE_SIZE, type ParserEvents } from './parser.js';
 import { PerMessageDeflate } from './deflate/codec.js';
 import type { DeflateAgreement } from './deflate/negotiate.js';
+import type { SharedCompression } from './deflate/shared.js';
 
 export type Role = 'server' | 'client';
 export type ConnectionState = 'open' | 'closing' | 'closed';
@@ -93,6 +94,8 @@ interface PendingCompression {
   done: boolean;
   /** Uncompressed size, counted in `pendingOutputBytes` until written. */
   size: number;
+  /** A compression shared with other connections (its frame is written as it is). */
+  shared: SharedCompression | null;
 }
 
 /** Output that waits for an earlier compression: a compressed message or any later write. */
@@ -347,7 +350,7 @@ export class Connection implements ParserEvents {
    * message goes through the one compressor in order.
    */
   private compressAndSend(opcode: number, data: Buffer | readonly Buffer[], size = (data as Buffer).length): void {
-    const pending: PendingCompression = { opcode, payload: null, done: false, size };
+    const pending: PendingCompression = { opcode, payload: null, done: false, size, shared: null };
     (this.pendingOutput ??= []).push(pending);
     this.pendingBytes += size;
     this.deflateCodec().compress(Buffer.isBuffer(data) ? data : data.slice(), (error, payload) => {
@@ -360,14 +363,33 @@ export class Connection implements ParserEvents {
     });
   }
 
+  /**
+   * Send a message compressed once for many connections (see `SharedCompression`; only for a
+   * server connection whose agreement is the compression's). Throws like `send`.
+   */
+  sendShared(shared: SharedCompression): void {
+    this.assertCanSend();
+    if (this.role !== 'server') throw new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'a client cannot send pre-encoded frames');
+    if (this.sendingFragmented !== 0) {
+      throw new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'a fragmented message is being sent; finish it first');
+    }
+    if (shared.done && this.pendingOutput === null) {
+      if (shared.frame !== null) this.events.write(shared.frame);
+      return;
+    }
+    (this.pendingOutput ??= []).push({ opcode: shared.opcode, payload: null, done: false, size: shared.size, shared });
+    this.pendingBytes += shared.size;
+    shared.waitFor(this);
+  }
+
   /** Run `write` now, or after the output that waits for a compression. */
   private afterOutput(write: () => void): void {
     if (this.pendingOutput === null) write();
     else this.pendingOutput.push(write);
   }
 
-  /** Write the waiting output up to the first compression not done yet. */
-  private writePending(): void {
+  /** @internal Write the waiting output up to the first compression not done yet. */
+  writePending(): void {
     const queue = this.pendingOutput;
     if (queue === null) return;
     while (queue.length > 0) {
@@ -377,10 +399,15 @@ export class Connection implements ParserEvents {
         head();
         continue;
       }
-      if (!head.done) return;
+      const shared = head.shared;
+      if (!(shared === null ? head.done : shared.done)) return;
       queue.shift();
       this.pendingBytes -= head.size;
-      if (head.payload !== null) this.writeFrame(head.opcode, head.payload, true, true);
+      if (shared !== null) {
+        if (shared.frame !== null) this.events.write(shared.frame);
+      } else if (head.payload !== null) {
+        this.writeFrame(head.opcode, head.payload, true, true);
+      }
     }
     if (this.pendingOutput !== queue) return;
     this.pendingOutput = null;

@@ -97,6 +97,8 @@ class Job {
   readonly done: CompressDone | DecompressDone;
   readonly isText: boolean;
   engine: Engine | null = null;
+  /** Handed to the limiter (it runs once a slot is free). */
+  scheduled = false;
   finished = false;
   /** Compression output (inflated output is collected per message by the codec). */
   chunks: Buffer[] = [];
@@ -195,7 +197,12 @@ export class PerMessageDeflate {
     if (this.closed) return;
     const queue = job.inflate ? (this.receiveQueue ??= []) : (this.sendQueue ??= []);
     queue.push(job);
-    if (queue.length === 1) this.limiter.run(job.start);
+    if (queue.length === 1) this.schedule(job);
+  }
+
+  private schedule(job: Job): void {
+    job.scheduled = true;
+    this.limiter.run(job.start);
   }
 
   /** @internal The limiter gave `job` a slot. */
@@ -331,7 +338,8 @@ export class PerMessageDeflate {
   }
 
   private next(queue: Job[] | null): void {
-    if (!this.closed && queue !== null && queue.length > 0) this.limiter.run(queue[0]!.start);
+    // A callback may have queued (and so scheduled) the next job already.
+    if (!this.closed && queue !== null && queue.length > 0 && !queue[0]!.scheduled) this.schedule(queue[0]!);
   }
 
   /** @internal `job` failed: the context is dropped, later work is dropped, `done` gets the error. */

@@ -28,6 +28,7 @@ export class ZlibLimiter {
 
   /** Run `job` now or once a slot is free; it must call `release()` exactly once when done. */
   run(job: () => void): void {
+    jobsStarted++;
     if (this.running < this.limit) {
       this.running++;
       job();
@@ -56,6 +57,7 @@ export class ZlibLimiter {
 }
 
 const limiters = new Map<number, ZlibLimiter>();
+let jobsStarted = 0;
 
 /** The limiter shared by every connection configured with this `concurrency`. */
 export function limiterFor(concurrency: number): ZlibLimiter {
@@ -72,4 +74,9 @@ export function zlibJobsActive(): number {
   let total = 0;
   for (const limiter of limiters.values()) total += limiter.active;
   return total;
+}
+
+/** zlib operations started since the process began (messages compressed, frames decompressed). */
+export function zlibJobsStarted(): number {
+  return jobsStarted;
 }

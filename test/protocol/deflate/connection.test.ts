@@ -87,6 +87,18 @@ describe('receiving compressed messages', () => {
     assert.deepEqual(messages(events), ['fragmented '.repeat(100)]);
   });
 
+  test('several compressed messages in one chunk, context takeover: each inflated once, in order', async () => {
+    const { events, receive } = deflating('server');
+    const sender = new Connection({ write: (data) => chunks.push(Buffer.from(data)), onMessage: () => {}, onClose: () => {}, closeTransport: () => {} }, { role: 'client', deflate: agreement({ threshold: 0 }) });
+    const chunks: Buffer[] = [];
+    const texts = [0, 1, 2, 3].map((i) => `{"message":${i},"items":["alpha","beta","gamma","delta"]}`.repeat(50));
+    for (const text of texts) sender.send(Buffer.from(text), true);
+    await until(() => chunks.length === 4, 'four frames');
+    receive(...chunks);
+    await until(() => messages(events).length === 4, 'four messages');
+    assert.deepEqual(messages(events), texts);
+  });
+
   test('uncompressed messages still work beside compressed ones', async () => {
     const { events, receive } = deflating('server');
     receive(cframe({ opcode: OP.BINARY, payload: 'plain' }), cframe({ opcode: OP.TEXT, rsv1: true, payload: HELLO }), cframe({ opcode: OP.TEXT, payload: 'after' }));
