@@ -280,7 +280,11 @@ export class RedisBroker implements Broker {
       node: this.node,
       publish: (topic, payload, isText) => {
         const channel = topic === null ? this.allChannel : this.topicChannelPrefix + topic;
-        this.send(channel, envelope(KIND_MESSAGE, isText ? FLAG_TEXT : 0, this.origin, 0, payload), false);
+        // A broadcast should reach every process we know of (and our own subscriber, when it is
+        // subscribed): fewer receivers means some process was between a reconnect and its
+        // resubscription, and missed it, which is counted, not hidden.
+        const expected = topic === null ? this.presence.size + (this.subReady ? 1 : 0) : 0;
+        this.send(channel, envelope(KIND_MESSAGE, isText ? FLAG_TEXT : 0, this.origin, 0, payload), false, expected);
       },
       sendTo: (id, payload, isText) => {
         const node = nodeOf(id);
@@ -352,8 +356,11 @@ export class RedisBroker implements Broker {
 
   // Sending ---------------------------------------------------------------------------------------
 
-  /** PUBLISH once; false (and counted) if it cannot go now. `direct`: no receiver counts as a drop. */
-  private send(channel: string, message: Buffer, direct: boolean): boolean {
+  /**
+   * PUBLISH once; false (and counted) if it cannot go now. `direct`: no receiver counts as a
+   * drop. `expectedReceivers`: fewer subscribers than this count as that many drops.
+   */
+  private send(channel: string, message: Buffer, direct: boolean, expectedReceivers = 0): boolean {
     const size = message.length;
     if (!this.pubReady || this.closed || this.pendingBytes + size > this.maxPendingBytes) {
       this.health.drop();
@@ -365,6 +372,7 @@ export class RedisBroker implements Broker {
       this.pendingBytes -= size;
       if (error !== null && error !== undefined) this.health.drop();
       else if (direct && receivers === 0) this.health.drop();
+      else if (typeof receivers === 'number' && receivers < expectedReceivers) this.health.drop(expectedReceivers - receivers);
       if (this.pendingBytes === 0 && this.drainWaiter !== null) {
         const waiter = this.drainWaiter;
         this.drainWaiter = null;
