@@ -9,9 +9,13 @@ export interface BindingEvents {
   onMessage(payload: Buffer, isText: boolean): void;
   /** Optional: a message that arrived in pieces (see `ConnectionEvents.onMessageParts`); else joined. */
   onMessageParts?(parts: Buffer[], length: number, isText: boolean): void;
+  /** Optional: a ping arrived (answered already unless `autoPong` is false). */
+  onPing?(payload: Buffer): void;
   onPong?(payload: Buffer): void;
   /** Called once when the WebSocket connection is over, for whatever reason. */
   onClose(code: number, reason: string, error: WebSocketError | undefined): void;
+  /** Optional: the socket has closed (after `onClose`); nothing more will happen. */
+  onTransportClosed?(): void;
 }
 
 export interface BindingOptions extends ConnectionOptions {
@@ -148,6 +152,11 @@ function onSocketEnd(this: BoundSocket): void {
   setImmediate(() => binding.endTransport());
 }
 
+function failWriteCallbacks(callbacks: ((error?: Error | null) => void)[]): void {
+  const error = new WebSocketError('WS_ERR_CLOSED', 'the socket closed before the data was written');
+  for (let i = 0; i < callbacks.length; i++) callbacks[i]!(error);
+}
+
 export class SocketBinding implements ConnectionEvents {
   readonly socket: Duplex;
   readonly connection: Connection;
@@ -161,6 +170,8 @@ export class SocketBinding implements ConnectionEvents {
   private ended = false;
   private finished = false;
   private drainWaiters: (() => void)[] | null = null;
+  /** Callbacks of `whenWritten` for the output pending now (lazy). */
+  private writeCallbacks: ((error?: Error | null) => void)[] | null = null;
   /** Write callback that re-checks the drain waiters once a flushed chunk has left (lazy). */
   private onWritten: (() => void) | null = null;
 
@@ -169,7 +180,14 @@ export class SocketBinding implements ConnectionEvents {
     this.events = events;
     this.closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     // Replies to close frames and protocol errors wait for this turn's message handlers.
-    this.connection = new Connection(this, { role: options.role, maxMessageSize: options.maxMessageSize, deflate: options.deflate, defer: setImmediate });
+    this.connection = new Connection(this, {
+      role: options.role,
+      maxMessageSize: options.maxMessageSize,
+      deflate: options.deflate,
+      autoPong: options.autoPong,
+      generateMask: options.generateMask,
+      defer: setImmediate,
+    });
     // Shared listeners find the binding on the socket: no closures per connection.
     (socket as BoundSocket)[kBinding] = this;
     socket.on('data', onSocketData);
@@ -190,6 +208,11 @@ export class SocketBinding implements ConnectionEvents {
     const events = this.events;
     if (events.onMessageParts !== undefined) events.onMessageParts(parts, length, isText);
     else events.onMessage(Buffer.concat(parts, length), isText);
+  }
+
+  /** @internal Connection event. */
+  onPing(payload: Buffer): void {
+    this.events.onPing?.(payload);
   }
 
   /** @internal Connection event. */
@@ -309,12 +332,26 @@ export class SocketBinding implements ConnectionEvents {
     output.clear();
     if (spareOutputs.length < SPARE_OUTPUTS_MAX) spareOutputs.push(output);
     const socket = this.socket;
-    if (socket.destroyed) return;
+    const callbacks = this.writeCallbacks;
+    if (callbacks !== null) this.writeCallbacks = null;
+    if (socket.destroyed) {
+      if (callbacks !== null) failWriteCallbacks(callbacks);
+      return;
+    }
     // Someone waits for the buffered amount to fall: 'drain' alone is not enough (a write
     // that completes at once returns true and never emits it), so be told when this flush
     // has left.
     const waiters = this.drainWaiters;
-    const written = waiters !== null && waiters.length > 0 ? (this.onWritten ??= () => this.drained()) : undefined;
+    let written: ((error?: Error | null) => void) | undefined =
+      waiters !== null && waiters.length > 0 ? (this.onWritten ??= () => this.drained()) : undefined;
+    if (callbacks !== null) {
+      // Told when the last chunk of this flush has left (writes complete in order).
+      const drained = written;
+      written = (error) => {
+        drained?.();
+        for (let i = 0; i < callbacks.length; i++) callbacks[i]!(error);
+      };
+    }
     if (chunks === null) {
       if (tail !== null) socket.write(tail, written);
     } else if (tail === null && chunks.length === 1) {
@@ -331,6 +368,20 @@ export class SocketBinding implements ConnectionEvents {
       socket.uncork();
     }
     if (this.ended) socket.end();
+  }
+
+  /**
+   * Call `callback` once what was written so far has been handed to the kernel (the socket's
+   * write callback for this turn's flush), or with an error if the socket is gone first.
+   */
+  whenWritten(callback: (error?: Error | null) => void): void {
+    if (this.output === null || this.finished) {
+      const error = this.finished || this.socket.destroyed ? new WebSocketError('WS_ERR_CLOSED', 'the socket is closed') : null;
+      if (error !== null || this.socket.writableLength === 0) process.nextTick(callback, error);
+      else this.socket.write(EMPTY, callback);
+      return;
+    }
+    (this.writeCallbacks ??= []).push(callback);
   }
 
   /**
@@ -438,7 +489,11 @@ export class SocketBinding implements ConnectionEvents {
     this.finished = true;
     this.output = null;
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
+    const callbacks = this.writeCallbacks;
+    this.writeCallbacks = null;
+    if (callbacks !== null) failWriteCallbacks(callbacks);
     this.connection.transportClosed();
     this.drained();
+    this.events.onTransportClosed?.();
   }
 }

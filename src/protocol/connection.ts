@@ -41,7 +41,7 @@ export interface ConnectionEvents {
    * than `HELD_INPUT_LIMIT` bytes wait behind a message that is being decompressed.
    */
   holdInput?(held: boolean): void;
-  /** A ping arrived (the pong has already been written). */
+  /** A ping arrived (the pong has already been written, unless `autoPong` is false). */
   onPing?(payload: Buffer): void;
   /** A pong arrived. */
   onPong?(payload: Buffer): void;
@@ -78,6 +78,16 @@ export interface ConnectionOptions {
    * extension is not in use: then RSV1 fails the connection and nothing is compressed.
    */
   deflate?: DeflateAgreement | null;
+  /**
+   * Answer every ping with a pong at once. Default true; with false the owner sees the ping
+   * (`onPing`) and answers it itself, if it wants to.
+   */
+  autoPong?: boolean;
+  /**
+   * A client's source of masking keys: fills the 4 bytes it is given. Default: random bytes
+   * from a pool (RFC 6455 section 5.3 wants them unpredictable; use this for tests only).
+   */
+  generateMask?: (mask: Buffer) => void;
 }
 
 /**
@@ -156,6 +166,8 @@ export class Connection implements ParserEvents {
   /** Output behind a compression in progress, in order; null when nothing waits. */
   private pendingOutput: PendingOutput[] | null = null;
   private pendingBytes = 0;
+  private readonly autoPong: boolean;
+  private readonly generateMask: ((mask: Buffer) => void) | undefined;
 
   constructor(events: ConnectionEvents, options: ConnectionOptions) {
     this.role = options.role;
@@ -165,6 +177,8 @@ export class Connection implements ParserEvents {
     this.ownerTakesParts = typeof events.onMessageParts === 'function';
     this.deflateAgreement = options.deflate ?? null;
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+    this.autoPong = options.autoPong ?? true;
+    this.generateMask = options.generateMask;
     // The connection is the parser's event sink itself: no per-connection closures.
     this.parser = new FrameParser(this, { role: options.role, maxMessageSize: options.maxMessageSize, maxFragments: options.maxFragments, compressed: this.deflateAgreement !== null });
   }
@@ -485,10 +499,16 @@ export class Connection implements ParserEvents {
       this.events.writeFrame!(opcode, payload, fin, rsv1);
       return;
     }
-    const maskKey = this.role === 'client' ? nextMaskKey() : undefined;
+    const maskKey = this.role !== 'client' ? undefined : this.generateMask === undefined ? nextMaskKey() : this.ownMaskKey();
     const frames = encodeFrame(opcode, payload, { fin, rsv1, maskKey });
     this.events.write(frames[0]!);
     if (frames.length > 1) this.events.write(frames[1]!);
+  }
+
+  private ownMaskKey(): Buffer {
+    const key = Buffer.alloc(4);
+    this.generateMask!(key);
+    return key;
   }
 
   private sendClose(code: number | undefined, reason: string): void {
@@ -500,7 +520,7 @@ export class Connection implements ParserEvents {
 
   private handleControl(opcode: number, payload: Buffer): void {
     if (opcode === Opcode.Ping) {
-      if (!this.closeSent) this.writeFrame(Opcode.Pong, payload, true);
+      if (!this.closeSent && this.autoPong) this.writeFrame(Opcode.Pong, payload, true);
       this.events.onPing?.(payload);
     } else if (opcode === Opcode.Pong) {
       this.events.onPong?.(payload);
