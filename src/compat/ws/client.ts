@@ -1,9 +1,11 @@
 import { request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { connect as netConnect, isIP, type Socket } from 'node:net';
-import { connect as tlsConnect, type ConnectionOptions as TlsConnectionOptions } from 'node:tls';
+import { createRequire } from 'node:module';
+import { isIP, type Socket } from 'node:net';
+import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import { acceptKeyFor, createClientKey } from '../../protocol/handshake.js';
 import { isToken } from '../../protocol/http1.js';
+import { parseExtensions } from '../../protocol/deflate/extensions.js';
 import { abortHandshake, CONNECTING, kAborted, type WebSocket } from './websocket.js';
 
 /** Options of `new WebSocket(address, protocols, options)`; the rest go to `http(s).request`. */
@@ -46,13 +48,19 @@ interface RedirectOrigin {
 }
 const redirectOrigins = new WeakMap<WebSocket, RedirectOrigin>();
 
+// The modules' own objects, looked up at each call as ws does, so code that wraps
+// `net.connect` or `tls.connect` (instrumentation, tests) sees our connections too.
+const require = createRequire(import.meta.url);
+const net = require('node:net') as typeof import('node:net');
+const tls = require('node:tls') as typeof import('node:tls');
+
 function connectPlain(options: RequestOptions & { socketPath?: string }): Socket {
-  return netConnect({ ...(options as object), path: options.socketPath } as unknown as Parameters<typeof netConnect>[0]);
+  return net.connect({ ...(options as object), path: options.socketPath } as unknown as Parameters<typeof net.connect>[0]);
 }
 
 function connectTls(options: RequestOptions & TlsConnectionOptions): Socket {
   const servername = options.servername ?? (isIP(String(options.host)) ? '' : String(options.host));
-  return tlsConnect({ ...(options as object), path: undefined, servername } as TlsConnectionOptions);
+  return tls.connect({ ...(options as object), path: undefined, servername } as TlsConnectionOptions);
 }
 
 /** Reject a URL: a throw from the constructor, an error event after a redirect. */
@@ -210,9 +218,8 @@ export function startClientHandshake(ws: WebSocket, address: string | URL, proto
       problem = 'Server sent no subprotocol';
     }
     if (problem !== undefined) return abortHandshake(ws, problem, socket);
-    if (response.headers['sec-websocket-extensions'] !== undefined) {
-      return abortHandshake(ws, 'Server sent a Sec-WebSocket-Extensions header but no extension was requested', socket);
-    }
+    const extensions = response.headers['sec-websocket-extensions'];
+    if (extensions !== undefined) return abortHandshake(ws, extensionProblem(extensions, options), socket);
     ws.protocolName = chosen ?? '';
     ws.attachSocket(socket, head);
     ws.emit('open');
@@ -220,4 +227,19 @@ export function startClientHandshake(ws: WebSocket, address: string | URL, proto
 
   if (options.finishRequest) options.finishRequest(request, ws);
   else request.end();
+}
+
+/**
+ * Why a server's `Sec-WebSocket-Extensions` is refused. This version offers no extension, so
+ * any is refused; the message says what `ws` says for the same answer to its default offer.
+ */
+function extensionProblem(header: string, options: ClientOptions): string {
+  if (options.perMessageDeflate === false) return 'Server sent a Sec-WebSocket-Extensions header but no extension was requested';
+  const elements = parseExtensions(header);
+  if (elements.some((element) => element === null)) return 'Invalid Sec-WebSocket-Extensions header';
+  for (const element of elements) {
+    if (element!.name !== 'permessage-deflate') return 'Server indicated an extension that was not requested';
+  }
+  const valid = elements.every((element) => element!.params.every((param) => param.name !== 'client_max_window_bits' || param.value === true || /^(8|9|1[0-5])$/.test(param.value)));
+  return valid ? 'Server indicated an extension that was not requested' : 'Invalid Sec-WebSocket-Extensions header';
 }

@@ -15,8 +15,8 @@ export const OPEN = 1;
 export const CLOSING = 2;
 export const CLOSED = 3;
 const STATE_NAMES = ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'];
-const BINARY_TYPES = ['nodebuffer', 'arraybuffer', 'fragments'];
-export type BinaryType = 'nodebuffer' | 'arraybuffer' | 'fragments';
+const BINARY_TYPES = ['nodebuffer', 'arraybuffer', 'fragments', 'blob'];
+export type BinaryType = 'nodebuffer' | 'arraybuffer' | 'fragments' | 'blob';
 
 /** `ws`'s default `maxPayload`: 100 MiB. */
 export const DEFAULT_MAX_PAYLOAD = 100 * 1024 * 1024;
@@ -75,8 +75,9 @@ function notOpen(state: number): Error {
   return new Error(`WebSocket is not open: readyState ${state} (${STATE_NAMES[state]})`);
 }
 
-function toBuffer(data: Exclude<Sendable, Blob>): Buffer {
+function toBuffer(data: Exclude<Sendable, Blob> | undefined): Buffer {
   if (Buffer.isBuffer(data)) return data;
+  if (data === undefined) return EMPTY;
   if (typeof data === 'string') return Buffer.from(data);
   if (data instanceof ArrayBuffer) return Buffer.from(data);
   if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
@@ -140,10 +141,14 @@ export class WebSocket extends EventEmitter implements BindingEvents {
   /** @internal The server that tracks this connection in its `clients`, until it closes. */
   tracker: { clientGone(ws: WebSocket): void } | null = null;
   private binaryKind: BinaryType = 'nodebuffer';
+  /** A message sent with `fin: false` is still open: later sends continue it. */
+  private fragmenting = false;
   private paused = false;
   private closeCode = 1006;
   private closeReason: Buffer = EMPTY;
   private closeFrameReceived = false;
+  /** ws reports one error per connection at most. */
+  private errorEmitted = false;
   /** Bytes given to `send` after the connection closed (ws counts them as buffered). */
   private bufferedAfterClose = 0;
   /** The last send waiting for a Blob to be read (later sends queue behind it), if any. */
@@ -246,11 +251,21 @@ export class WebSocket extends EventEmitter implements BindingEvents {
     return this.socket;
   }
 
+  /** The handshake request while it runs (`ws`'s name for it), else null. */
+  get _req(): ClientRequest | null {
+    return this.request;
+  }
+
+  /** Redirects followed (`ws`'s name for the count). */
+  get _redirects(): number {
+    return this.redirects;
+  }
+
   /**
    * Send a message; `cb(error)` is called once the data has been written to the socket, or
    * with the error that kept it from being written.
    */
-  send(data: Sendable, options?: SendOptions | Callback, cb?: Callback): void {
+  send(data?: Sendable, options?: SendOptions | Callback, cb?: Callback): void {
     if (typeof options === 'function') {
       cb = options;
       options = {};
@@ -269,24 +284,33 @@ export class WebSocket extends EventEmitter implements BindingEvents {
     }
     if (this.pendingSends !== null) {
       const value = data;
-      this.afterPending(RESOLVED, () => this.sendNow(value as Exclude<Sendable, Blob | number>, binary, fin, cb));
+      this.afterPending(RESOLVED, () => this.sendNow(value as Exclude<Sendable, Blob | number>, binary, fin, cb, true));
       return;
     }
     this.sendNow(data as Exclude<Sendable, Blob | number>, binary, fin, cb);
   }
 
-  private sendNow(data: Exclude<Sendable, Blob | number>, binary: boolean, fin: boolean, cb: Callback | undefined): void {
+  private sendNow(data: Exclude<Sendable, Blob | number> | undefined, binary: boolean, fin: boolean, cb: Callback | undefined, queued = false): void {
     const binding = this.binding;
-    if (this.state !== OPEN || binding === null) {
+    if (queued) {
+      // Queued behind a Blob: it goes out unless the connection went away meanwhile (a close
+      // asked for after it waits behind it too).
+      if (binding === null || binding.connection.state === 'closed') {
+        if (cb !== undefined) cb(new Error('The socket was closed while the blob was being read'));
+        return;
+      }
+    } else if (this.state !== OPEN || binding === null) {
       this.sendAfterClose(data, cb);
       return;
     }
-    const connection = binding.connection;
+    const connection = binding!.connection;
     const opcode = binary ? Opcode.Binary : Opcode.Text;
     try {
-      if (!fin || connection.role !== 'server') {
-        if (fin) connection.send(toBuffer(data), !binary);
-        else connection.sendFragment(toBuffer(data), !binary, false);
+      if (!fin || this.fragmenting) {
+        connection.sendFragment(toBuffer(data), !binary, fin);
+        this.fragmenting = !fin;
+      } else if (connection.role !== 'server') {
+        connection.send(toBuffer(data), !binary);
       } else if (data === cachedData && opcode === cachedOpcode && cachedPayload !== null) {
         if (cachedFrame === null) {
           const parts = encodeFrame(opcode, cachedPayload);
@@ -309,7 +333,7 @@ export class WebSocket extends EventEmitter implements BindingEvents {
       this.sendFailed(error as Error, cb);
       return;
     }
-    if (cb !== undefined) binding.whenWritten(cb);
+    if (cb !== undefined) binding!.whenWritten(cb);
   }
 
   private sendFailed(error: Error, cb: Callback | undefined): void {
@@ -329,9 +353,20 @@ export class WebSocket extends EventEmitter implements BindingEvents {
       (error: Error) => void (failure = error),
     );
     this.afterPending(read, () => {
-      if (failure === null) this.sendNow(bytes!, binary, fin, cb);
-      else if (cb !== undefined) cb(failure);
+      if (failure === null) this.sendNow(bytes!, binary, fin, cb, true);
+      else this.blobFailed(failure, cb);
     });
+  }
+
+  /** A Blob could not be read: as ws, the connection is ended and the error reported once. */
+  private blobFailed(error: Error, cb: Callback | undefined): void {
+    if (cb !== undefined) cb(error);
+    if (this.state === CLOSED || this.binding === null) return;
+    this.state = CLOSING;
+    this.binding.endTransport();
+    if (this.errorEmitted) return;
+    this.errorEmitted = true;
+    this.emit('error', error);
   }
 
   /** Run `send` once `ready` has settled and every send queued before it has run. */
@@ -394,7 +429,9 @@ export class WebSocket extends EventEmitter implements BindingEvents {
       abortHandshake(this, 'WebSocket was closed before the connection was established');
       return;
     }
-    const binding = this.binding!;
+    const binding = this.binding;
+    // A handshake that failed: its close event is on the way.
+    if (binding === null) return;
     if (this.state === CLOSING) {
       // Both close frames have been exchanged: the TCP close can start from our side too.
       if (binding.connection.state === 'closed') binding.endTransport();
@@ -406,7 +443,14 @@ export class WebSocket extends EventEmitter implements BindingEvents {
     const text = reason === undefined ? '' : typeof reason === 'string' ? reason : reason.toString();
     if (Buffer.byteLength(text) > 123) throw new RangeError('The message must not be greater than 123 bytes');
     this.state = CLOSING;
-    binding.close(code, code === undefined ? '' : text);
+    const closeNow = (): void => {
+      if (binding.connection.state !== 'open') return;
+      binding.close(code, code === undefined ? '' : text);
+      // Written now rather than at the end of the turn: what was sent before it goes too.
+      binding.flush();
+    };
+    if (this.pendingSends !== null) this.afterPending(RESOLVED, closeNow);
+    else closeNow();
   }
 
   /** Drop the connection at once, without a closing handshake. */
@@ -416,8 +460,9 @@ export class WebSocket extends EventEmitter implements BindingEvents {
       abortHandshake(this, 'WebSocket was closed before the connection was established');
       return;
     }
+    if (this.binding === null) return;
     this.state = CLOSING;
-    this.binding!.destroy();
+    this.binding.destroy();
   }
 
   /** Stop reading from the socket. */
@@ -445,8 +490,9 @@ export class WebSocket extends EventEmitter implements BindingEvents {
     this.deliver(isText || kind === 'nodebuffer' ? Buffer.concat(parts, length) : this.convert(parts, length), isText);
   }
 
-  private convert(parts: Buffer[], length: number): ArrayBuffer | Buffer[] {
+  private convert(parts: Buffer[], length: number): ArrayBuffer | Buffer[] | Blob {
     if (this.binaryKind === 'fragments') return parts;
+    if (this.binaryKind === 'blob') return new Blob(parts as unknown as BlobPart[]);
     const buffer = new ArrayBuffer(length);
     const view = new Uint8Array(buffer);
     let at = 0;
@@ -501,8 +547,9 @@ export class WebSocket extends EventEmitter implements BindingEvents {
       this.closeFrameReceived = true;
       this.closeCode = code;
       this.closeReason = reason === '' ? EMPTY : Buffer.from(reason);
-    } else if (!isTransportEnd(error)) {
+    } else if (!isTransportEnd(error) && !this.errorEmitted) {
       // ws keeps 1006 after a protocol error: it stops reading and sees no close frame.
+      this.errorEmitted = true;
       this.emit('error', toWsError(error));
     }
   }
@@ -527,8 +574,8 @@ export class WebSocket extends EventEmitter implements BindingEvents {
   failHandshake(error: Error): void {
     this.state = CLOSING;
     this.request = null;
-    this.state = CLOSED;
     this.emit('error', error);
+    this.state = CLOSED;
     this.emit('close', this.closeCode, this.closeReason);
   }
 }
@@ -543,6 +590,8 @@ export function abortHandshake(ws: WebSocket, message: string, socket?: Duplex):
   if (request !== null) {
     (request as ClientRequest & { [kAborted]?: boolean })[kAborted] = true;
     request.destroy();
+    // After a complete response the socket may be kept for reuse: it is not reused here.
+    if (request.socket && !request.socket.destroyed) request.socket.destroy();
   }
   if (socket !== undefined && !socket.destroyed) socket.destroy();
   process.nextTick(() => ws.failHandshake(error));
