@@ -24,7 +24,7 @@ const FD_LIMIT = 20000;
 
 // ---------------------------------------------------------------- options
 const SCENARIOS = ['echo-small', 'echo-large', 'broadcast', 'connect-rate', 'idle-memory'];
-const TARGETS = ['baseline', 'ws', 'humphrey-sync', 'humphrey-async', 'bun'];
+const TARGETS = ['baseline', 'ws', 'humphrey-sync', 'humphrey-async', 'humphrey-ws-compat', 'bun'];
 
 function parseArgs(argv) {
   const o = {
@@ -115,6 +115,7 @@ const targetDefs = {
   ws: { cmd: process.execPath, script: 'ws-8.mjs' },
   'humphrey-sync': { cmd: process.execPath, script: 'humphrey-sync.mjs' },
   'humphrey-async': { cmd: process.execPath, script: 'humphrey-async.mjs' },
+  'humphrey-ws-compat': { cmd: process.execPath, script: 'humphrey-ws-compat.mjs' },
   bun: bunPath ? { cmd: bunPath, script: 'bun.mjs' } : { skipped: 'no bun binary on PATH' },
 };
 const skippedTargets = new Map(); // target -> reason (whole target)
@@ -449,7 +450,7 @@ const METRICS = {
   'idle-memory': [{ key: 'bytes_per_conn', label: 'bytes/conn', better: 'lower', goal: 0.65 }],
 };
 const PRIMARY = { 'echo-small': 'msgs_per_s', 'echo-large': 'mb_per_s', broadcast: 'deliveries_per_s', 'connect-rate': 'handshakes_per_s', 'idle-memory': 'bytes_per_conn' };
-const HUMPHREY = ['humphrey-sync', 'humphrey-async'];
+const HUMPHREY = ['humphrey-sync', 'humphrey-async', 'humphrey-ws-compat'];
 
 function runOk(r) {
   if (!r || r.error || r.skip || r.unsupported) return false;
