@@ -6,6 +6,8 @@ import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import { acceptKeyFor, createClientKey } from '../../protocol/handshake.js';
 import { isToken } from '../../protocol/http1.js';
 import { parseExtensions } from '../../protocol/deflate/extensions.js';
+import { acceptAsClient, clientOffer, type DeflateAgreement } from '../../protocol/deflate/negotiate.js';
+import { wsDeflateConfig } from './deflate.js';
 import { abortHandshake, CONNECTING, kAborted, type WebSocket } from './websocket.js';
 
 /** Options of `new WebSocket(address, protocols, options)`; the rest go to `http(s).request`. */
@@ -30,7 +32,7 @@ export interface ClientOptions extends Omit<RequestOptions, 'timeout'>, Pick<Tls
   maxRedirects?: number;
   /** The `Origin` header (`Sec-WebSocket-Origin` for protocol version 8). */
   origin?: string;
-  /** Offer permessage-deflate (not offered yet by this version, whatever the value). Default true. */
+  /** Offer permessage-deflate: true, false or ws's settings object. Default true. */
   perMessageDeflate?: boolean | Record<string, unknown>;
   /** `Sec-WebSocket-Version`: 13 or 8. Default 13. */
   protocolVersion?: number;
@@ -126,6 +128,8 @@ export function startClientHandshake(ws: WebSocket, address: string | URL, proto
   };
   const headers = requestOptions.headers as Record<string, unknown>;
   if (offered.size > 0) headers['Sec-WebSocket-Protocol'] = protocols.join(',');
+  const deflateConfig = wsDeflateConfig(options.perMessageDeflate, 'client', true);
+  if (deflateConfig !== null) headers['Sec-WebSocket-Extensions'] = clientOffer(deflateConfig);
   if (options.origin) headers[version < 13 ? 'Sec-WebSocket-Origin' : 'Origin'] = options.origin;
   if (url.username || url.password) requestOptions.auth = `${url.username}:${url.password}`;
   if (ipc) {
@@ -219,9 +223,16 @@ export function startClientHandshake(ws: WebSocket, address: string | URL, proto
     }
     if (problem !== undefined) return abortHandshake(ws, problem, socket);
     const extensions = response.headers['sec-websocket-extensions'];
-    if (extensions !== undefined) return abortHandshake(ws, extensionProblem(extensions, options), socket);
+    let agreement: DeflateAgreement | null = null;
+    if (extensions !== undefined) {
+      try {
+        agreement = acceptAsClient(extensions, deflateConfig);
+      } catch {
+        return abortHandshake(ws, extensionProblem(extensions, options), socket);
+      }
+    }
     ws.protocolName = chosen ?? '';
-    ws.attachSocket(socket, head);
+    ws.attachSocket(socket, head, agreement);
     ws.emit('open');
   });
 
@@ -229,10 +240,7 @@ export function startClientHandshake(ws: WebSocket, address: string | URL, proto
   else request.end();
 }
 
-/**
- * Why a server's `Sec-WebSocket-Extensions` is refused. This version offers no extension, so
- * any is refused; the message says what `ws` says for the same answer to its default offer.
- */
+/** Why a server's `Sec-WebSocket-Extensions` answer is refused, in `ws`'s words. */
 function extensionProblem(header: string, options: ClientOptions): string {
   if (options.perMessageDeflate === false) return 'Server sent a Sec-WebSocket-Extensions header but no extension was requested';
   const elements = parseExtensions(header);
@@ -240,6 +248,7 @@ function extensionProblem(header: string, options: ClientOptions): string {
   for (const element of elements) {
     if (element!.name !== 'permessage-deflate') return 'Server indicated an extension that was not requested';
   }
+  if (elements.length > 1) return 'Server indicated an extension that was not requested';
   const valid = elements.every((element) => element!.params.every((param) => param.name !== 'client_max_window_bits' || param.value === true || /^(8|9|1[0-5])$/.test(param.value)));
   return valid ? 'Server indicated an extension that was not requested' : 'Invalid Sec-WebSocket-Extensions header';
 }

@@ -5,7 +5,8 @@ import type { Duplex } from 'node:stream';
 import { acceptKeyFor, headerTokens } from '../../protocol/handshake.js';
 import { isToken } from '../../protocol/http1.js';
 import { parseExtensions } from '../../protocol/deflate/extensions.js';
-import { negotiateAsServer, PERMESSAGE_DEFLATE, resolveDeflateConfig } from '../../protocol/deflate/negotiate.js';
+import { negotiateAsServer, PERMESSAGE_DEFLATE, type ServerNegotiation } from '../../protocol/deflate/negotiate.js';
+import { wsDeflateConfig } from './deflate.js';
 import { refuseUpgrade } from '../../node/refuse.js';
 import { WebSocket, DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_PAYLOAD } from './websocket.js';
 
@@ -227,8 +228,11 @@ export class WebSocketServer extends EventEmitter {
       protocols = parsed;
     }
     const extensionHeader = headers['sec-websocket-extensions'];
-    if (this.options.perMessageDeflate && extensionHeader !== undefined && !acceptableExtensions(extensionHeader, this.options.perMessageDeflate)) {
-      return this.clientError(request, socket, 400, 'Invalid or unacceptable Sec-WebSocket-Extensions header');
+    let deflate: ServerNegotiation | null = null;
+    if (this.options.perMessageDeflate && extensionHeader !== undefined) {
+      const negotiated = negotiateDeflate(extensionHeader, this.options.perMessageDeflate);
+      if (negotiated === undefined) return this.clientError(request, socket, 400, 'Invalid or unacceptable Sec-WebSocket-Extensions header');
+      deflate = negotiated;
     }
     const verifyClient = this.options.verifyClient;
     if (verifyClient) {
@@ -240,18 +244,19 @@ export class WebSocketServer extends EventEmitter {
       if (verifyClient.length === 2) {
         (verifyClient as (info: VerifyClientInfo, callback: VerifyCallback) => void)(info, (verified, code, message, extra) => {
           if (!verified) return refuse(socket, code || 401, message, extra);
-          this.completeUpgrade(key, protocols, request, socket, head, cb);
+          this.completeUpgrade(key, protocols, deflate, request, socket, head, cb);
         });
         return;
       }
       if (!(verifyClient as (info: VerifyClientInfo) => boolean)(info)) return refuse(socket, 401);
     }
-    this.completeUpgrade(key, protocols, request, socket, head, cb);
+    this.completeUpgrade(key, protocols, deflate, request, socket, head, cb);
   }
 
   private completeUpgrade(
     key: string,
     protocols: Set<string>,
+    deflate: ServerNegotiation | null,
     request: IncomingMessage,
     socket: Duplex,
     head: Buffer,
@@ -278,10 +283,11 @@ export class WebSocketServer extends EventEmitter {
         ws.protocolName = protocol;
       }
     }
+    if (deflate !== null) lines.push(`Sec-WebSocket-Extensions: ${deflate.response}`);
     this.emit('headers', lines, request);
     socket.write(lines.concat('\r\n').join('\r\n'));
     socket.removeListener('error', destroyOnError);
-    ws.attachSocket(socket, head);
+    ws.attachSocket(socket, head, deflate?.agreement ?? null);
     if (this.clients !== undefined) {
       this.clients.add(ws);
       ws.tracker = this;
@@ -312,17 +318,20 @@ export class WebSocketServer extends EventEmitter {
 }
 
 /**
- * Whether a `Sec-WebSocket-Extensions` header is well formed, and any permessage-deflate offer
- * in it acceptable, as `ws` requires before it negotiates (it refuses the request otherwise).
+ * Negotiate permessage-deflate from a request's `Sec-WebSocket-Extensions`: the agreement and
+ * the answer, null when nothing is agreed, or undefined when `ws` would refuse the request (a
+ * malformed header, or permessage-deflate offered but no offer acceptable).
  */
-function acceptableExtensions(header: string, option: boolean | Record<string, unknown>): boolean {
+function negotiateDeflate(header: string, option: unknown): ServerNegotiation | null | undefined {
   const elements = parseExtensions(header);
-  if (elements.some((element) => element === null)) return false;
-  if (!elements.some((element) => element!.name === PERMESSAGE_DEFLATE)) return true;
+  if (elements.some((element) => element === null)) return undefined;
+  if (!elements.some((element) => element!.name === PERMESSAGE_DEFLATE)) return null;
+  let config;
   try {
-    const config = resolveDeflateConfig(option === true ? {} : (option as never), 'server', false);
-    return config === null || negotiateAsServer(header, config) !== null;
+    config = wsDeflateConfig(option, 'server', false);
   } catch {
-    return false;
+    return undefined;
   }
+  if (config === null) return null;
+  return negotiateAsServer(header, config) ?? undefined;
 }

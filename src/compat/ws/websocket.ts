@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketError } from '../../protocol/errors.js';
 import { encodeFrame, isValidCloseCode, Opcode } from '../../protocol/frame.js';
 import { SocketBinding, type BindingEvents } from '../../node/socket.js';
+import type { DeflateAgreement } from '../../protocol/deflate/negotiate.js';
 import { toWsError, isTransportEnd } from './errors.js';
 import { installEventTarget, type WebSocketEventTarget } from './event-target.js';
 import { startClientHandshake, type ClientOptions } from './client.js';
@@ -37,7 +38,7 @@ export interface ConnectionSettings {
 export interface SendOptions {
   /** Send as a binary frame. Default: true unless `data` is a string. */
   binary?: boolean;
-  /** Compress (ignored: permessage-deflate is not negotiated by this version). */
+  /** Compress (ignored: a message at or above `threshold` bytes is compressed when permessage-deflate was agreed). */
   compress?: boolean;
   /** Whether this is the last fragment of the message. Default true. */
   fin?: boolean;
@@ -190,9 +191,9 @@ export class WebSocket extends EventEmitter implements BindingEvents {
     return (this.binding === null ? 0 : this.binding.bufferedAmount) + this.bufferedAfterClose;
   }
 
-  /** The extensions agreed (always `''`: permessage-deflate is not negotiated yet). */
+  /** The extensions agreed: `'permessage-deflate'` or `''`. */
   get extensions(): string {
-    return '';
+    return this.binding !== null && this.binding.connection.deflate !== null ? 'permessage-deflate' : '';
   }
 
   get isPaused(): boolean {
@@ -222,7 +223,7 @@ export class WebSocket extends EventEmitter implements BindingEvents {
    * @internal Take over an upgraded socket: the handshake is done. Bytes that came with the
    * upgrade (`head`) are read first, after the caller has attached its listeners.
    */
-  attachSocket(socket: Duplex, head: Buffer): void {
+  attachSocket(socket: Duplex, head: Buffer, deflate: DeflateAgreement | null): void {
     const settings = this.settings;
     const netSocket = socket as Duplex & { setTimeout?: (ms: number) => void; setNoDelay?: (on: boolean) => void };
     netSocket.setTimeout?.(0);
@@ -234,6 +235,7 @@ export class WebSocket extends EventEmitter implements BindingEvents {
       closeTimeoutMs: settings.closeTimeout,
       autoPong: settings.autoPong,
       generateMask: settings.generateMask,
+      deflate,
     });
     this.state = OPEN;
   }
@@ -309,7 +311,8 @@ export class WebSocket extends EventEmitter implements BindingEvents {
       if (!fin || this.fragmenting) {
         connection.sendFragment(toBuffer(data), !binary, fin);
         this.fragmenting = !fin;
-      } else if (connection.role !== 'server') {
+      } else if (connection.role !== 'server' || connection.deflate !== null) {
+        // Compressed messages are framed by the connection, in order, one compression each.
         connection.send(toBuffer(data), !binary);
       } else if (data === cachedData && opcode === cachedOpcode && cachedPayload !== null) {
         if (cachedFrame === null) {
