@@ -327,6 +327,39 @@ describe('our client, a ws server', () => {
   });
 });
 
+describe('permessage-deflate', () => {
+  test('our server and a ws client agree on it when enabled, and compressed messages cross both ways', async () => {
+    const { wss, url } = await ourServer({ port: 0, perMessageDeflate: { threshold: 0 } });
+    const connected = once(wss, 'connection') as Promise<[WebSocket, IncomingMessage]>;
+    wss.on('connection', (ws) => ws.on('message', (data: Buffer, isBinary: boolean) => ws.send(data, { binary: isBinary })));
+    const client = new Ws(url, { perMessageDeflate: { threshold: 0 } });
+    await once(client, 'open');
+    const [ws] = await connected;
+    assert.equal(ws.extensions, 'permessage-deflate');
+    assert.match(String(client.extensions), /permessage-deflate/);
+    const text = 'compress me '.repeat(100);
+    client.send(text);
+    const [echoed, isBinary] = await nextMessage(client);
+    assert.equal(echoed.toString(), text);
+    assert.equal(isBinary, false);
+    client.close();
+    await closed(client);
+  });
+
+  test('off by default on the server: nothing is agreed and the offer is not refused', async () => {
+    const { wss, url } = await ourServer();
+    const connected = once(wss, 'connection') as Promise<[WebSocket, IncomingMessage]>;
+    const client = new Ws(url);
+    await once(client, 'open');
+    const [ws, req] = await connected;
+    assert.match(String(req.headers['sec-websocket-extensions']), /permessage-deflate/);
+    assert.equal(ws.extensions, '');
+    assert.equal(client.extensions, '');
+    client.close();
+    await closed(client);
+  });
+});
+
 async function waitUntil(condition: () => boolean): Promise<void> {
   const deadline = Date.now() + 5000;
   while (!condition()) {
