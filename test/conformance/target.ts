@@ -24,7 +24,17 @@ export interface Target {
 export interface TargetOptions {
   /** Largest message the server accepts, in bytes (default: the server's, 64 MiB). */
   maxMessageSize?: number;
+  /**
+   * The server accepts permessage-deflate (`humphrey-ws echo --deflate`; an external target
+   * from CONFORMANCE_URL_DEFLATE, else CONFORMANCE_URL). CONFORMANCE_DEFLATE=1 turns it on for
+   * every file, which must pass as well: a client that offers nothing gets no compression.
+   */
+  deflate?: boolean;
+  /** humphrey only: `--mode`, overriding CONFORMANCE_MODE. */
+  mode?: 'sync' | 'async';
 }
+
+const deflateFor = (options: TargetOptions): boolean => options.deflate ?? process.env.CONFORMANCE_DEFLATE === '1';
 
 export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
 
@@ -46,7 +56,9 @@ export function canLimitMessageSize(): boolean {
 }
 
 async function externalTarget(options: TargetOptions): Promise<Target> {
-  const variable = options.maxMessageSize !== undefined ? 'CONFORMANCE_URL_1MIB' : 'CONFORMANCE_URL';
+  const variable = options.maxMessageSize !== undefined
+    ? 'CONFORMANCE_URL_1MIB'
+    : options.deflate && process.env.CONFORMANCE_URL_DEFLATE ? 'CONFORMANCE_URL_DEFLATE' : 'CONFORMANCE_URL';
   if (options.maxMessageSize !== undefined && options.maxMessageSize !== 1024 * 1024)
     throw new Error('an external target can only provide a 1 MiB limit (CONFORMANCE_URL_1MIB)');
   const url = process.env[variable];
@@ -62,7 +74,8 @@ async function externalTarget(options: TargetOptions): Promise<Target> {
 
 async function startHumphrey(options: TargetOptions): Promise<Target> {
   const args = ['bin/humphrey-ws.js', 'echo', '--host', '127.0.0.1', '--port', '0'];
-  if (process.env.CONFORMANCE_MODE === 'async') args.push('--mode', 'async');
+  if ((options.mode ?? process.env.CONFORMANCE_MODE) === 'async') args.push('--mode', 'async');
+  if (deflateFor(options)) args.push('--deflate');
   if (options.maxMessageSize !== undefined) args.push('--max-message-size', String(options.maxMessageSize));
   const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
@@ -125,7 +138,7 @@ async function startWs(options: TargetOptions): Promise<Target> {
   const wss = new WebSocketServer({
     host: '127.0.0.1',
     port: 0,
-    perMessageDeflate: false,
+    perMessageDeflate: deflateFor(options),
     maxPayload: options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
   });
   wss.on('connection', (ws) => {
