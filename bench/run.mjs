@@ -15,6 +15,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import os from 'node:os';
+import { findBun } from './bun.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');
@@ -41,6 +42,7 @@ function parseArgs(argv) {
     nice: 0,
     retries: null,
     maxOther: 25,
+    bunInstall: process.env.HUMPHREY_BENCH_NO_BUN_INSTALL !== '1',
   };
   const list = (v, all) => (v === 'all' ? all : v.split(',').map((s) => s.trim()).filter(Boolean));
   for (let i = 0; i < argv.length; i++) {
@@ -63,6 +65,7 @@ function parseArgs(argv) {
     else if (a === '--warmup') o.warmup = parseFloat(val());
     else if (a === '--out') o.out = resolve(val());
     else if (a === '--no-pin') o.pin = false;
+    else if (a === '--no-bun-install') o.bunInstall = false;
     else if (a === '--help' || a === '-h') {
       process.stderr.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 10).join('\n') + '\n');
       process.exit(0);
@@ -109,14 +112,14 @@ function which(cmd) {
   return r.status === 0 ? r.stdout.trim() : null;
 }
 
-const bunPath = which('bun');
+const bun = opts.targets.includes('bun') ? findBun(here, { install: opts.bunInstall, log }) : { skipped: 'not asked for' };
 const targetDefs = {
   baseline: { cmd: process.execPath, script: 'trivial.mjs' },
   ws: { cmd: process.execPath, script: 'ws-8.mjs' },
   'humphrey-sync': { cmd: process.execPath, script: 'humphrey-sync.mjs' },
   'humphrey-async': { cmd: process.execPath, script: 'humphrey-async.mjs' },
   'humphrey-ws-compat': { cmd: process.execPath, script: 'humphrey-ws-compat.mjs' },
-  bun: bunPath ? { cmd: bunPath, script: 'bun.mjs' } : { skipped: 'no bun binary on PATH' },
+  bun: 'path' in bun ? { cmd: bun.path, script: 'bun.mjs' } : { skipped: bun.skipped },
 };
 const skippedTargets = new Map(); // target -> reason (whole target)
 for (const t of opts.targets) if (targetDefs[t].skipped) skippedTargets.set(t, targetDefs[t].skipped);
@@ -597,6 +600,7 @@ async function main() {
       date: started.toISOString(),
       git: gitRev,
       node: process.version,
+      bun: 'version' in bun ? bun.version : null,
       cpus: ncpu,
       cpu_model: os.cpus()[0]?.model ?? null,
       rounds: opts.rounds,
