@@ -76,6 +76,11 @@ const VERSION_PREFIX = [0x48, 0x54, 0x54, 0x50, 0x2f];
 const HeaderFields = function HeaderFields() {} as unknown as new () => Headers;
 HeaderFields.prototype = Object.freeze(Object.create(null));
 
+/** An empty header object of the kind the parsers return (no inherited keys). */
+export function createHeaderFields(): Headers {
+  return new HeaderFields();
+}
+
 /** The lower-case forms of header names as browsers and common clients write them. */
 const KNOWN_NAMES = new Map<string, string>();
 for (const name of [

@@ -225,6 +225,52 @@ describe('connect: refusing bad answers', () => {
   });
 });
 
+describe('connect: reading the answer itself', () => {
+  test('a malformed or endless response head rejects with WS_ERR_HANDSHAKE at once, not at the timeout', async () => {
+    for (const answer of ['HTTP/1.1 101 Switching Protocols\nUpgrade: websocket\r\n\r\n', 'SSH-2.0-OpenSSH_9.2\r\n\r\n', 'HTTP/1.1 101 x\r\nUpgrade: websocket\r\n  folded\r\n\r\n']) {
+      const server = await fake(() => answer);
+      await assert.rejects(withTimeout(connect(`${server.url}/`, { handshakeTimeoutMs: 10_000 }), 3000, 'malformed head'), handshakeError(/malformed response/));
+    }
+    const endless = await fake((_head, socket) => {
+      socket.write('HTTP/1.1 101 Switching Protocols\r\n');
+      const timer = setInterval(() => socket.write('X-Pad: ' + 'p'.repeat(1000) + '\r\n'), 1);
+      socket.on('close', () => clearInterval(timer)).on('error', () => clearInterval(timer));
+      return null;
+    });
+    await assert.rejects(withTimeout(connect(`${endless.url}/`, { handshakeTimeoutMs: 10_000 }), 5000, 'endless head'), handshakeError(/over 16384 bytes/));
+  });
+
+  test('a chunked refusal body from node:http is decoded; a server that closes without answering is an error', async () => {
+    const http = createServer((_request, response) => response.end());
+    http.on('upgrade', (_request, socket) => {
+      socket.end('HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n4\r\nnot \r\n7\r\nallowed\r\n0\r\n\r\n');
+    });
+    http.listen(0, '127.0.0.1');
+    await once(http, 'listening');
+    cleanups.push(() => new Promise((resolve) => http.close(() => resolve())));
+    const error = await connect(`ws://127.0.0.1:${(http.address() as AddressInfo).port}/`).then(() => assert.fail('connected'), (e: unknown) => e as WebSocketError);
+    assert.deepEqual([error.status, error.body, error.headers?.['set-cookie']], [403, 'not allowed', ['a=1', 'b=2']]);
+
+    const hangsUp = await fake((_head, socket) => {
+      socket.end();
+      return null;
+    });
+    await assert.rejects(withTimeout(connect(`${hangsUp.url}/`), 3000, 'hang-up'), handshakeError(/closed the connection before it answered/));
+  });
+
+  test('header names and values are checked before connecting; a Host given by the caller is sent instead of ours', async () => {
+    for (const headers of [{ 'X-A': 'one\r\nX-Injected: 1' }, { 'Bad Name': 'x' }, { 'X-A': 'nul\0' }]) {
+      await assert.rejects(connect('ws://127.0.0.1:9/', { headers }), (error: unknown) => error instanceof WebSocketError && error.code === 'WS_ERR_INVALID_ARGUMENT');
+    }
+    const server = await fake((head) => switching(head));
+    const stream = await connect(`${server.url}/x`, { headers: { Host: 'chat.example:8443' } });
+    const head = server.requests.at(-1)!;
+    assert.equal(headerOf(head, 'host'), 'chat.example:8443');
+    assert.equal(head.split('\r\n').filter((line) => /^host:/i.test(line)).length, 1);
+    stream.terminate();
+  });
+});
+
 describe('connect: after the handshake', () => {
   test('a frame sent in the same packet as the 101 is delivered', async () => {
     const server = await fake((head) => Buffer.concat([Buffer.from(switching(head)), Buffer.from([0x81, 0x05]), Buffer.from('Hello')]));
