@@ -15,6 +15,7 @@ if (typeof AsyncWebSocketApp !== 'function') {
   process.exit(2);
 }
 
+// BENCH_TLS_CERT/BENCH_TLS_KEY (PEM paths) serve wss:// instead (bench/tls.mjs).
 const app = new AsyncWebSocketApp()
   .withAddress('127.0.0.1:0')
   .withMessageHandler(
@@ -22,5 +23,6 @@ const app = new AsyncWebSocketApp()
       ? (stream, message) => stream.broadcast(message)
       : (stream, message) => stream.send(message),
   );
+if (process.env.BENCH_TLS_CERT) app.withCert(process.env.BENCH_TLS_CERT, process.env.BENCH_TLS_KEY);
 await app.run();
 console.log(app.address.port);

@@ -1,5 +1,7 @@
 // Target "humphrey-sync": humphrey-ws per-connection handler API.
 // usage: node humphrey-sync.mjs <scenario>   prints the listening port
+import { readFileSync } from 'node:fs';
+
 const scenario = process.argv[2] ?? 'echo-small';
 
 let lib;
@@ -38,6 +40,10 @@ if (scenario === 'broadcast') {
 // The per-connection handler on the library's own upgrade listener, as `humphrey-ws echo`
 // runs it (the HTTP App puts node:http in front of every connection instead).
 const route = websocketHandler(handler);
-const server = createUpgradeListener((request, socket, head) => route(request, socket, head, undefined));
+// BENCH_TLS_CERT/BENCH_TLS_KEY (PEM paths) serve wss:// instead (bench/tls.mjs).
+const tls = process.env.BENCH_TLS_CERT
+  ? { cert: readFileSync(process.env.BENCH_TLS_CERT), key: readFileSync(process.env.BENCH_TLS_KEY) }
+  : undefined;
+const server = createUpgradeListener((request, socket, head) => route(request, socket, head, undefined), tls ? { tls } : {});
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 console.log(server.address().port);

@@ -6,7 +6,9 @@
 // generator must drive this server faster than any server under test.
 //
 // usage: node trivial.mjs <scenario>     prints the listening port on stdout
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 
@@ -202,7 +204,10 @@ function onConnection(socket) {
   socket.on('close', () => open.delete(socket));
 }
 
-const server = createServer({ noDelay: true }, onConnection);
+// BENCH_TLS_CERT/BENCH_TLS_KEY (PEM paths) serve the same over node:tls (bench/tls.mjs): Node's TLS floor.
+const server = process.env.BENCH_TLS_CERT
+  ? createTlsServer({ cert: readFileSync(process.env.BENCH_TLS_CERT), key: readFileSync(process.env.BENCH_TLS_KEY), noDelay: true }, onConnection)
+  : createServer({ noDelay: true }, onConnection);
 server.listen(0, '127.0.0.1', () => {
   console.log(server.address().port);
 });

@@ -1,6 +1,8 @@
 // Target "ws": the ws package (v8) with its optional native add-ons.
 // usage: node ws-8.mjs <scenario>   prints an info JSON line, then the listening port
 import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
 import { WebSocketServer } from 'ws';
 
 const scenario = process.argv[2] ?? 'echo-small';
@@ -39,9 +41,12 @@ function nativeInfo() {
   return info;
 }
 
+// BENCH_TLS_CERT/BENCH_TLS_KEY (PEM paths) serve wss:// instead (bench/tls.mjs), as ws users do: on an https server.
+const https = process.env.BENCH_TLS_CERT
+  ? createHttpsServer({ cert: readFileSync(process.env.BENCH_TLS_CERT), key: readFileSync(process.env.BENCH_TLS_KEY) })
+  : null;
 const wss = new WebSocketServer({
-  host: '127.0.0.1',
-  port: 0,
+  ...(https ? { server: https } : { host: '127.0.0.1', port: 0 }),
   perMessageDeflate: false,
   maxPayload: 64 * 1024 * 1024,
 });
@@ -62,3 +67,4 @@ wss.on('listening', () => {
   console.log(JSON.stringify({ info: nativeInfo() }));
   console.log(wss.address().port);
 });
+https?.listen(0, '127.0.0.1');

@@ -1,4 +1,4 @@
-// Smoke test for the benchmark suite (bench/run.mjs): a reduced run of every scenario against
+// Smoke test for the benchmark suite (bench/run.mjs, client.mjs, tls.mjs): a reduced run of every scenario against
 // every available target must produce a numeric result, and broadcast must lose nothing.
 // No timing thresholds: this only keeps the suite from rotting.
 
@@ -44,10 +44,12 @@ const PRIMARY: Record<string, string> = {
 
 const root = resolve(import.meta.dirname, '..', '..');
 
-function runBench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runBench(args: string[], script = 'run.mjs'): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [join(root, 'bench', 'run.mjs'), ...args], {
+    const child = spawn(process.execPath, [join(root, 'bench', script), ...args], {
       cwd: root,
+      // A smoke run never downloads Bun; the bun target runs only where Bun already is.
+      env: { ...process.env, HUMPHREY_BENCH_NO_BUN_INSTALL: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -116,6 +118,46 @@ test('bench suite runs every scenario and target end to end', { timeout: 110_000
         assert.equal(run.mismatches, 0, `${run.target}: echoed payloads differ`);
       }
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+interface NodeLoadReport {
+  scenarios: Record<string, { metric: string; medians: Record<string, Record<string, number | null>> }>;
+  runs: { error?: string }[];
+}
+
+/** bench/client.mjs and bench/tls.mjs: every load side or target gives a positive median. */
+function checkNodeLoadReport(stdout: string, items: string[], scenarios: string[]): void {
+  const report = JSON.parse(stdout.trim().split('\n').pop()!) as NodeLoadReport;
+  for (const run of report.runs) assert.equal(run.error, undefined, JSON.stringify(run));
+  assert.deepEqual(Object.keys(report.scenarios), scenarios);
+  for (const s of Object.values(report.scenarios)) {
+    for (const item of items) {
+      const value = s.medians[item]?.[s.metric];
+      assert.ok(typeof value === 'number' && value > 0, `${item}: ${s.metric} = ${value}`);
+    }
+  }
+}
+
+test('client benchmark runs connect() and the ws client as the load side', { timeout: 110_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'humphrey-bench-'));
+  try {
+    const { code, stdout, stderr } = await runBench(['--quick', '--clients', 'humphrey,humphrey-ws-compat,ws', '--out', join(dir, 'client.json')], 'client.mjs');
+    assert.equal(code, 0, `bench/client.mjs failed:\n${stderr}`);
+    checkNodeLoadReport(stdout, ['humphrey', 'humphrey-ws-compat', 'ws'], ['client-echo', 'client-connect-rate']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('TLS benchmark runs the servers over wss://', { timeout: 110_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'humphrey-bench-'));
+  try {
+    const { code, stdout, stderr } = await runBench(['--quick', '--targets', 'ws,humphrey-sync,humphrey-async', '--out', join(dir, 'tls.json')], 'tls.mjs');
+    assert.equal(code, 0, `bench/tls.mjs failed:\n${stderr}`);
+    checkNodeLoadReport(stdout, ['ws', 'humphrey-sync', 'humphrey-async'], ['tls-echo-small', 'tls-connect-rate']);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
