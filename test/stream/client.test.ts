@@ -259,7 +259,7 @@ describe('connect: reading the answer itself', () => {
   });
 
   test('header names and values are checked before connecting; a Host given by the caller is sent instead of ours', async () => {
-    for (const headers of [{ 'X-A': 'one\r\nX-Injected: 1' }, { 'Bad Name': 'x' }, { 'X-A': 'nul\0' }]) {
+    for (const headers of [{ 'X-A': 'one\r\nX-Injected: 1' }, { 'Bad Name': 'x' }, { 'X-A': 'nul\0' }] as Record<string, string>[]) {
       await assert.rejects(connect('ws://127.0.0.1:9/', { headers }), (error: unknown) => error instanceof WebSocketError && error.code === 'WS_ERR_INVALID_ARGUMENT');
     }
     const server = await fake((head) => switching(head));
