@@ -78,6 +78,8 @@ export {
   type BrokerStats,
 } from './broker/types.js';
 export { InProcessBroker } from './broker/in-process.js';
+export { Metrics, type MetricsSnapshot } from './node/metrics.js';
+export { formatMetrics, metricsHandler, metricsRoute, METRICS_CONTENT_TYPE, type MetricsSource } from './http/metrics.js';
 export {
   createUpgradeListener,
   type UpgradeRequest,

@@ -1,7 +1,8 @@
-import { AsyncWebSocketApp } from '../index.js';
+import { AsyncWebSocketApp, Metrics } from '../index.js';
 import { integer, oneOf } from './flags.js';
 import type { Command } from './command.js';
 import { brokerFrom, redisFlag, workersFlag } from './scale.js';
+import { metricsPortFlag } from './metrics.js';
 import { DEFAULT_MAX_MESSAGE_SIZE, maxMessageSizeFlag, serveUpgrades, serverFlags } from './serve.js';
 
 const DEFAULT_PORT = 9002;
@@ -36,6 +37,7 @@ export const broadcast: Command = {
     },
     workersFlag,
     redisFlag,
+    metricsPortFlag,
   ],
   details: `Prints "listening on ws://HOST:PORT" once ready. SIGINT or SIGTERM closes every client
 with 1001 and exits 0.
@@ -44,16 +46,18 @@ with 1001 and exits 0.
 (both together: each worker joins Redis). Across processes a message is delivered at most
 once: while Redis is away, what could not cross is counted on stderr (see docs/scaling.md).`,
   async run({ values }) {
+    const metrics = new Metrics();
     const app = AsyncWebSocketApp.unlinked(undefined, {
       maxMessageSize: (values.get('max-message-size') as number | undefined) ?? DEFAULT_MAX_MESSAGE_SIZE,
       maxBufferedAmount: (values.get('max-buffered-amount') as number | undefined) ?? DEFAULT_MAX_BUFFERED_AMOUNT,
       backpressure: (values.get('backpressure') as 'drop' | 'close' | undefined) ?? 'drop',
       perMessageDeflate: values.get('deflate') === true ? { serverNoContextTakeover: true } : false,
+      metrics,
     }).withMessageHandler((stream, message) => stream.broadcast(message));
     const heartbeatMs = values.get('heartbeat') as number | undefined;
     if (heartbeatMs !== undefined && heartbeatMs > 0) app.withHeartbeat({ intervalMs: heartbeatMs, timeoutMs: 2 * heartbeatMs });
     const broker = await brokerFrom(values);
     if (broker !== undefined) app.withBroker(broker);
-    return serveUpgrades(app.connectHook(), values, DEFAULT_PORT, broker);
+    return serveUpgrades(app.connectHook(), values, DEFAULT_PORT, broker, metrics);
   },
 };

@@ -1,7 +1,8 @@
-import { AsyncWebSocketApp, websocketHandler } from '../index.js';
+import { AsyncWebSocketApp, Metrics, websocketHandler } from '../index.js';
 import { oneOf } from './flags.js';
 import type { Command } from './command.js';
 import { workersFlag } from './scale.js';
+import { metricsPortFlag } from './metrics.js';
 import { DEFAULT_MAX_MESSAGE_SIZE, maxMessageSizeFlag, serveUpgrades, serverFlags, type UpgradeTarget } from './serve.js';
 
 const DEFAULT_PORT = 9001;
@@ -21,6 +22,7 @@ export const echo: Command = {
     },
     { name: 'deflate', help: 'accept permessage-deflate (RFC 7692) with the default settings' },
     workersFlag,
+    metricsPortFlag,
   ],
   details: `Prints "listening on ws://HOST:PORT" once ready. SIGINT or SIGTERM closes every client
 with 1001 and exits 0.
@@ -31,11 +33,12 @@ client is closed with 1008 once twice --max-message-size is waiting for it.`,
   run({ values }) {
     const maxMessageSize = (values.get('max-message-size') as number | undefined) ?? DEFAULT_MAX_MESSAGE_SIZE;
     const perMessageDeflate = values.get('deflate') === true;
+    const metrics = new Metrics();
     if (values.get('mode') === 'async') {
       // An echo must never drop: 'close' fails a client that stops reading instead.
-      const app = AsyncWebSocketApp.unlinked(undefined, { maxMessageSize, backpressure: 'close', maxBufferedAmount: 2 * maxMessageSize, perMessageDeflate })
+      const app = AsyncWebSocketApp.unlinked(undefined, { maxMessageSize, backpressure: 'close', maxBufferedAmount: 2 * maxMessageSize, perMessageDeflate, metrics })
         .withMessageHandler((stream, message) => stream.send(message));
-      return serveUpgrades(app.connectHook(), values, DEFAULT_PORT);
+      return serveUpgrades(app.connectHook(), values, DEFAULT_PORT, undefined, metrics);
     }
     const route = websocketHandler(
       async (stream) => {
@@ -43,12 +46,12 @@ client is closed with 1008 once twice --max-message-size is waiting for it.`,
         // handler stops taking messages, the stream's queue fills and the socket stops reading.
         for await (const message of stream) await stream.send(message);
       },
-      { maxMessageSize, perMessageDeflate },
+      { maxMessageSize, perMessageDeflate, metrics },
     );
     const target: UpgradeTarget = Object.assign(
       (request: Parameters<UpgradeTarget>[0], socket: Parameters<UpgradeTarget>[1], head: Buffer) => route(request, socket, head, undefined),
       { shutdown: (code?: number, reason?: string) => route.shutdown(code, reason) },
     );
-    return serveUpgrades(target, values, DEFAULT_PORT);
+    return serveUpgrades(target, values, DEFAULT_PORT, undefined, metrics);
   },
 };

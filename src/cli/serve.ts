@@ -1,10 +1,11 @@
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
-import { createUpgradeListener, type UpgradeRequest } from '../index.js';
+import { createUpgradeListener, type Metrics, type UpgradeRequest } from '../index.js';
 import type { Broker } from '../broker/types.js';
 import { PORT, integer, UsageError, type Flag, type ParsedArgs } from './flags.js';
 import { isPrimaryOf, startWorkers, workerStopRequested } from './scale.js';
+import { serveMetrics } from './metrics.js';
 
 /** The flags every server command has. */
 export function serverFlags(defaultPort: number): Flag[] {
@@ -45,10 +46,12 @@ export interface UpgradeTarget {
  * Listen with `route` taking every upgrade, print `listening on URL`, and on SIGINT or SIGTERM
  * close every client with 1001 and resolve with exit status 0. With `--workers` the primary
  * forks the workers (each runs this same command and serves), prints the line once they all
- * listen, and on the signal stops them all. `broker`, if any, is closed last.
+ * listen, and on the signal stops them all. `broker`, if any, is closed last. `metrics` (the
+ * route's) count the listener's own refusals too, and are served with `--metrics-port`.
  */
-export async function serveUpgrades(route: UpgradeTarget, values: ParsedArgs['values'], defaultPort: number, broker?: Broker): Promise<number> {
+export async function serveUpgrades(route: UpgradeTarget, values: ParsedArgs['values'], defaultPort: number, broker?: Broker, metrics?: Metrics): Promise<number> {
   const tls = certificateFrom(values);
+  const stopMetrics = metrics === undefined ? undefined : await serveMetrics(values, metrics);
   if (isPrimaryOf(values)) {
     const primary = await startWorkers(values);
     console.log(`listening on ${urlOf(primary.address, tls !== undefined)}`);
@@ -59,7 +62,7 @@ export async function serveUpgrades(route: UpgradeTarget, values: ParsedArgs['va
   const host = (values.get('host') as string | undefined) ?? '127.0.0.1';
   const port = (values.get('port') as number | undefined) ?? defaultPort;
   // The listener reads request heads itself: no node:http per connection.
-  const server = createUpgradeListener(route, tls ? { tls } : {});
+  const server = createUpgradeListener(route, { ...(tls ? { tls } : {}), ...(metrics ? { metrics } : {}) });
   server.listen(port, host);
   await once(server, 'listening');
   // A worker stays quiet (the primary says where they listen) and stops when the primary says so.
@@ -71,6 +74,7 @@ export async function serveUpgrades(route: UpgradeTarget, values: ParsedArgs['va
   server.destroyPendingHandshakes();
   await route.shutdown(1001, 'server shutting down');
   await broker?.close();
+  await stopMetrics?.();
   return 0;
 }
 

@@ -10,6 +10,7 @@ import { ADDRESS_FORMS, listen, parseListenAddress, readCertificate, urlHost } f
 import { adoptSocket } from '../node/adopt.js';
 import { refuseAccepted, refuseUpgrade } from '../node/refuse.js';
 import { attachToServer } from './attach.js';
+import type { MetricsSnapshot } from '../node/metrics.js';
 import type { Broker } from '../broker/types.js';
 import { ClusterPrimary, isClusterWorker, stopOnSignals, workerBroker } from '../broker/cluster.js';
 import type { HeartbeatOptions } from './heartbeat.js';
@@ -230,6 +231,16 @@ export class AsyncWebSocketApp<State = undefined, StreamState = unknown> {
     return this.#hub.peers.size;
   }
 
+  /**
+   * The app's figures now: connections, refused upgrades, messages and bytes, broadcasts and
+   * publishes, backpressure, close codes, heartbeat timeouts (those of the `metrics` option
+   * given, if one was). Serve them with `metricsHandler(app)` or `metricsRoute(app)`. With
+   * `run({ workers })` each worker counts its own connections; the primary's stay at zero.
+   */
+  metrics(): MetricsSnapshot {
+    return this.#hub.metrics.snapshot();
+  }
+
   // Linking ------------------------------------------------------------------------------------
 
   /**
@@ -241,6 +252,7 @@ export class AsyncWebSocketApp<State = undefined, StreamState = unknown> {
     // Node's HTTP server takes its own error listener off an upgraded socket.
     adoptSocket(socket);
     if (this.#closing !== undefined) {
+      this.#hub.metrics.refused(503);
       refuseUpgrade(socket, 503, 'server shutting down');
       return;
     }
@@ -322,7 +334,7 @@ export class AsyncWebSocketApp<State = undefined, StreamState = unknown> {
       }
       // Its own server reads the request head itself (no node:http per connection) and
       // answers anything but an upgrade with 426.
-      const server = createUpgradeListener((request, socket, head) => this.handleUpgrade(request, socket, head), tls === undefined ? {} : { tls });
+      const server = createUpgradeListener((request, socket, head) => this.handleUpgrade(request, socket, head), { metrics: this.#hub.metrics, ...(tls === undefined ? {} : { tls }) });
       await listen(server, { host, port });
       server.on('error', (error: Error) => this.#hub.report(error, undefined));
       this.#server = server;

@@ -52,7 +52,12 @@ function hasRoom(hub: Hub, peer: Peer, size: number): boolean {
   binding.flush();
   buffered = binding.bufferedAmount;
   if (buffered === 0 || buffered + size <= limit) return true;
-  if (hub.closeOnBackpressure) peer.binding.close(CloseCode.PolicyViolation, 'backpressure limit exceeded');
+  if (hub.closeOnBackpressure) {
+    hub.metrics.backpressureClosed++;
+    peer.binding.close(CloseCode.PolicyViolation, 'backpressure limit exceeded');
+  } else {
+    hub.metrics.backpressureDropped++;
+  }
   return false;
 }
 
@@ -129,6 +134,7 @@ function deliver(hub: Hub, peers: Iterable<Peer>, payload: Uint8Array, isText: b
 export function broadcast(hub: Hub, message: MessageLike, except: Peer | null): DeliveryReport {
   const payload = payloadOf(message);
   const isText = isTextOf(message);
+  hub.metrics.broadcasts++;
   const report = hub.peers.size === 0 ? NOWHERE : deliver(hub, hub.peers.values(), payload, isText, except);
   hub.membership?.publish(null, payload, isText);
   return report;
@@ -138,6 +144,7 @@ export function broadcast(hub: Hub, message: MessageLike, except: Peer | null): 
 export function publish(hub: Hub, topic: string, message: MessageLike, except: Peer | null): DeliveryReport {
   const payload = payloadOf(message);
   const isText = isTextOf(message);
+  hub.metrics.publishes++;
   const subscribers = hub.topics.subscribers(topic);
   const report = subscribers === undefined ? NOWHERE : deliver(hub, subscribers, payload, isText, except);
   hub.membership?.publish(topic, payload, isText);

@@ -4,6 +4,7 @@ import { CloseCode, encodeFrame, Opcode } from '../protocol/frame.js';
 import { SocketBinding, DEFAULT_CLOSE_TIMEOUT_MS } from '../node/socket.js';
 import type { AcceptedUpgrade } from '../node/upgrade.js';
 import { formatAddress } from '../node/address.js';
+import { Metrics } from '../node/metrics.js';
 import { MAX_NODE, NODE_ID_FACTOR, type Broker, type BrokerMembership } from '../broker/types.js';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
@@ -48,6 +49,8 @@ export class Hub {
   heartbeat: HeartbeatSweep<Peer> | null = null;
   broker: Broker | null = null;
   membership: BrokerMembership | null = null;
+  /** The app's counters: `options.metrics`, else its own. */
+  metrics: Metrics = new Metrics();
 
   readonly peers = new Map<number, Peer>();
   readonly topics: Topics<Peer>;
@@ -71,6 +74,9 @@ export class Hub {
   configure(options: AsyncAppOptions): void {
     Object.assign(this.options, options);
     const merged = this.options;
+    // The upgrade counts refusals in `options.metrics`, so it always holds the app's.
+    merged.metrics ??= this.metrics;
+    this.metrics = merged.metrics;
     this.maxBufferedAmount = merged.maxBufferedAmount ?? DEFAULT_MAX_BUFFERED_AMOUNT;
     this.closeOnBackpressure = merged.backpressure === 'close';
     if (merged.backpressure !== undefined && merged.backpressure !== 'drop' && merged.backpressure !== 'close') {
@@ -94,6 +100,8 @@ export class Hub {
         if (connection.state === 'open') connection.sendEncoded(PING_FRAME);
       },
       expire: (peer) => {
+        // Called again on later sweeps until the close completes: counted once.
+        if (peer.binding.connection.state === 'open') this.metrics.heartbeatTimeouts++;
         // The peer is unresponsive: do not wait long for its close frame.
         const timeoutMs = Math.min(this.closeTimeoutMs, this.heartbeat?.intervalMs ?? this.closeTimeoutMs);
         peer.binding.close(CloseCode.PolicyViolation, 'heartbeat timeout', timeoutMs);
@@ -165,6 +173,7 @@ export class Hub {
       maxMessageSize: this.options.maxMessageSize,
       closeTimeoutMs: this.closeTimeoutMs,
       deflate: accepted.deflate,
+      metrics: this.metrics,
     });
     const stream = peer.stream;
     const factory = this.streamStateFactory;

@@ -4,6 +4,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { parseRequestHead, DEFAULT_MAX_HEAD_SIZE } from '../protocol/http1.js';
 import { adoptSocket } from './adopt.js';
 import { refuseUpgrade } from './refuse.js';
+import type { Metrics } from './metrics.js';
 
 /** The upgrade request as the WebSocket layer sees it; an `IncomingMessage` is one too. */
 export interface UpgradeRequest {
@@ -26,6 +27,11 @@ export interface UpgradeListenerOptions {
    * bytes read so far (e.g. to hand it to an `http.Server`). Default: answer 426.
    */
   onHttpRequest?: (socket: Socket, bytes: Buffer) => void;
+  /**
+   * Count the requests this listener refuses itself (a bad or too large head, a plain HTTP
+   * request answered 426) here, e.g. the `Metrics` its routes count in.
+   */
+  metrics?: Metrics;
 }
 
 /**
@@ -73,6 +79,7 @@ export function createUpgradeListener(
       stop();
       socket.pause();
       if (!result.ok) {
+        options.metrics?.refused(result.status);
         refuseUpgrade(socket, result.status, `${result.reason}\n`);
         return;
       }
@@ -82,6 +89,7 @@ export function createUpgradeListener(
         if (options.onHttpRequest) {
           options.onHttpRequest(socket, received);
         } else {
+          options.metrics?.refused(426);
           refuseUpgrade(socket, 426, 'this is a WebSocket server\n', { Upgrade: 'websocket' });
         }
         return;

@@ -3,6 +3,7 @@ import { toBuffer } from '../protocol/bytes.js';
 import { Connection, type ConnectionEvents, type ConnectionOptions, type Role } from '../protocol/connection.js';
 import { WebSocketError } from '../protocol/errors.js';
 import { COPY_THRESHOLD, headerSize, writeHeader } from '../protocol/frame.js';
+import type { Metrics } from './metrics.js';
 
 /** What a `SocketBinding` reports to the layer above (the stream or the event app). */
 export interface BindingEvents {
@@ -24,6 +25,11 @@ export interface BindingOptions extends ConnectionOptions {
    * client, for the server to close TCP) before the socket is destroyed. Default 5000 ms.
    */
   closeTimeoutMs?: number;
+  /**
+   * Where a server connection counts its messages, bytes and close (a client passes none).
+   * Frames written with `write` are then whole frames (a server's are).
+   */
+  metrics?: Metrics | null;
 }
 
 export const DEFAULT_CLOSE_TIMEOUT_MS = 5000;
@@ -137,7 +143,10 @@ const kBinding = Symbol('humphrey-ws binding');
 type BoundSocket = Duplex & { [kBinding]: SocketBinding };
 
 function onSocketData(this: BoundSocket, chunk: Buffer): void {
-  this[kBinding].connection.receive(chunk);
+  const binding = this[kBinding];
+  const metrics = binding.metrics;
+  if (metrics !== null) metrics.bytesReceived += chunk.length;
+  binding.connection.receive(chunk);
 }
 function onSocketError(this: BoundSocket, error: Error): void {
   this[kBinding].connection.transportClosed(error);
@@ -160,6 +169,8 @@ function failWriteCallbacks(callbacks: ((error?: Error | null) => void)[]): void
 export class SocketBinding implements ConnectionEvents {
   readonly socket: Duplex;
   readonly connection: Connection;
+  /** The counters of the server this connection belongs to, or null (a client). */
+  readonly metrics: Metrics | null;
   private readonly events: BindingEvents;
   private readonly closeTimeoutMs: number;
   /** Output waiting for this turn's flush, if any. */
@@ -179,6 +190,8 @@ export class SocketBinding implements ConnectionEvents {
     this.socket = socket;
     this.events = events;
     this.closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+    const metrics = (this.metrics = options.metrics ?? null);
+    metrics?.opened();
     // Replies to close frames and protocol errors wait for this turn's message handlers.
     this.connection = new Connection(this, {
       role: options.role,
@@ -200,11 +213,15 @@ export class SocketBinding implements ConnectionEvents {
 
   /** @internal Connection event. */
   onMessage(payload: Buffer, isText: boolean): void {
+    const metrics = this.metrics;
+    if (metrics !== null) metrics.messagesReceived++;
     this.events.onMessage(payload, isText);
   }
 
   /** @internal Connection event. */
   onMessageParts(parts: Buffer[], length: number, isText: boolean): void {
+    const metrics = this.metrics;
+    if (metrics !== null) metrics.messagesReceived++;
     const events = this.events;
     if (events.onMessageParts !== undefined) events.onMessageParts(parts, length, isText);
     else events.onMessage(Buffer.concat(parts, length), isText);
@@ -242,7 +259,10 @@ export class SocketBinding implements ConnectionEvents {
 
   /** Feed bytes that arrived with the upgrade request (the `head` buffer). */
   receive(bytes: Buffer): void {
-    if (bytes.length > 0) this.connection.receive(bytes);
+    if (bytes.length === 0) return;
+    const metrics = this.metrics;
+    if (metrics !== null) metrics.bytesReceived += bytes.length;
+    this.connection.receive(bytes);
   }
 
   /**
@@ -251,6 +271,9 @@ export class SocketBinding implements ConnectionEvents {
    */
   write(bytes: Buffer): void {
     if (this.finished) return;
+    const metrics = this.metrics;
+    // A whole frame (see BindingOptions.metrics): a data message if FIN is set on a data opcode.
+    if (metrics !== null && (bytes[0]! & 0x88) === 0x80) metrics.messagesSent++;
     const output = this.output ?? this.schedule();
     output.cut();
     (output.chunks ??= []).push(bytes);
@@ -263,6 +286,8 @@ export class SocketBinding implements ConnectionEvents {
    */
   writeFrame(opcode: number, payload: Uint8Array, fin: boolean, rsv1 = false): void {
     if (this.finished) return;
+    const metrics = this.metrics;
+    if (metrics !== null && fin && opcode < 8) metrics.messagesSent++;
     const output = this.output ?? this.schedule();
     const length = payload.length;
     const size = headerSize(length, false);
@@ -291,6 +316,8 @@ export class SocketBinding implements ConnectionEvents {
    */
   writeFrameParts(opcode: number, parts: readonly Buffer[], length: number): void {
     if (this.finished) return;
+    const metrics = this.metrics;
+    if (metrics !== null) metrics.messagesSent++;
     const output = this.output ?? this.schedule();
     const size = headerSize(length, false);
     if (length <= COPY_LIMIT) {
@@ -338,6 +365,8 @@ export class SocketBinding implements ConnectionEvents {
       if (callbacks !== null) failWriteCallbacks(callbacks);
       return;
     }
+    const metrics = this.metrics;
+    if (metrics !== null) metrics.bytesSent += total;
     // Someone waits for the buffered amount to fall: 'drain' alone is not enough (a write
     // that completes at once returns true and never emits it), so be told when this flush
     // has left.
@@ -461,6 +490,7 @@ export class SocketBinding implements ConnectionEvents {
   private handleClose(code: number, reason: string, error: WebSocketError | undefined): void {
     // A client waits for the server to close TCP; give it a bounded time.
     if (!this.finished) this.startCloseTimer();
+    this.metrics?.closed(code);
     this.events.onClose(code, reason, error);
   }
 

@@ -6,6 +6,7 @@ import { buildAcceptResponse, isValidProtocolName, validateUpgradeRequest } from
 import { adoptSocket } from './adopt.js';
 import { deflateConfigFor, negotiateAsServer, type DeflateAgreement, type PerMessageDeflateOptions } from '../protocol/deflate/negotiate.js';
 import { refuseUpgrade } from './refuse.js';
+import type { Metrics } from './metrics.js';
 
 /** Refuse an upgrade with a real HTTP response. */
 export interface UpgradeRejection {
@@ -63,6 +64,12 @@ export interface UpgradeOptions {
    * size (CRIME/BREACH); enable it where bandwidth matters more, e.g. large text messages.
    */
   perMessageDeflate?: boolean | PerMessageDeflateOptions;
+  /**
+   * Where this server's figures are counted: connections, refused upgrades, messages, bytes,
+   * close codes (see `Metrics`). Give one `Metrics` to several apps or routes to add their
+   * figures up. Default: a `Metrics` of the app's or route's own (`app.metrics()`, `route.metrics()`).
+   */
+  metrics?: Metrics;
 }
 
 /** The default of `UpgradeOptions.upgradeTimeoutMs`. */
@@ -115,6 +122,12 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as PromiseLike<unknown> | undefined)?.then === 'function';
 }
 
+/** Refuse the upgrade (see `refuseUpgrade`), counted in `options.metrics`. */
+function refuse(options: UpgradeOptions, socket: Duplex, status: number, body?: string, headers?: Record<string, string>): null {
+  options.metrics?.refused(status);
+  return refuseUpgrade(socket, status, body, headers);
+}
+
 /** Throws (Node's ERR_INVALID_HTTP_TOKEN / ERR_INVALID_CHAR) unless every header is safe to write. */
 function checkHeaders(headers: Record<string, string>): void {
   for (const name of Object.keys(headers)) {
@@ -141,7 +154,7 @@ export async function acceptUpgrade(
     return await decideUpgrade(request, socket, options);
   } catch (error) {
     console.error('humphrey-ws: accepting a WebSocket upgrade failed', error);
-    return refuseUpgrade(socket, 500, 'internal error while accepting the connection');
+    return refuse(options, socket, 500, 'internal error while accepting the connection');
   }
 }
 
@@ -156,7 +169,7 @@ async function decideUpgrade(
   netSocket.setTimeout?.(0);
   netSocket.setNoDelay?.(true);
   const result = validateUpgradeRequest({ method: request.method ?? '', httpVersion: request.httpVersion, headers: request.headers });
-  if (!result.ok) return refuseUpgrade(socket, result.status, result.body, result.headers);
+  if (!result.ok) return refuse(options, socket, result.status, result.body, result.headers);
   // Only requests that meet a hook pay for the query.
   const hooked = typeof options.allowedOrigins === 'function' || options.onUpgrade || options.selectProtocol ? withQuery(request) : (request as UpgradeHookRequest);
 
@@ -164,7 +177,7 @@ async function decideUpgrade(
   const allowed = options.allowedOrigins;
   if (allowed !== undefined) {
     const ok = typeof allowed === 'function' ? allowed(origin, hooked) : origin !== undefined && allowed.includes(origin);
-    if (!ok) return refuseUpgrade(socket, 403, `origin ${origin ?? '(none)'} is not allowed`);
+    if (!ok) return refuse(options, socket, 403, `origin ${origin ?? '(none)'} is not allowed`);
   }
 
   let decision: UpgradeDecision;
@@ -172,7 +185,7 @@ async function decideUpgrade(
     const answer = options.onUpgrade(hooked);
     if (isPromiseLike(answer)) {
       const settled = await withDeadline(answer, options.upgradeTimeoutMs ?? DEFAULT_UPGRADE_TIMEOUT_MS);
-      if (settled === TIMED_OUT) return refuseUpgrade(socket, 503, 'the server did not decide on the upgrade in time');
+      if (settled === TIMED_OUT) return refuse(options, socket, 503, 'the server did not decide on the upgrade in time');
       decision = settled;
     } else {
       decision = answer;
@@ -184,7 +197,7 @@ async function decideUpgrade(
         throw new RangeError(`onUpgrade rejected with status ${status}; use 300-599`);
       }
       checkHeaders(headers);
-      return refuseUpgrade(socket, status, body, headers);
+      return refuse(options, socket, status, body, headers);
     }
   }
   const acceptance = (decision ?? {}) as UpgradeAcceptance;
@@ -194,7 +207,7 @@ async function decideUpgrade(
     else if (options.protocols) protocol = options.protocols.find((name) => result.protocols.includes(name));
   }
   if (protocol !== undefined && (!result.protocols.includes(protocol) || !isValidProtocolName(protocol))) {
-    return refuseUpgrade(socket, 500, `server chose subprotocol ${JSON.stringify(protocol)} that the client did not offer`);
+    return refuse(options, socket, 500, `server chose subprotocol ${JSON.stringify(protocol)} that the client did not offer`);
   }
   if (acceptance.headers) checkHeaders(acceptance.headers);
   const deflateConfig = deflateConfigFor(options.perMessageDeflate, 'server', false);

@@ -6,6 +6,7 @@ import { WebSocketStream, type StreamOptions } from './stream.js';
 import { acceptUpgrade, type UpgradeOptions } from '../node/upgrade.js';
 import { refuseUpgrade } from '../node/refuse.js';
 import { deflateConfigFor } from '../protocol/deflate/negotiate.js';
+import { Metrics, type MetricsSnapshot } from '../node/metrics.js';
 
 /** A per-connection handler: owns one connection until it returns. */
 export type WebSocketHandler<State = unknown> = (stream: WebSocketStream, state: State) => void | Promise<void>;
@@ -25,6 +26,8 @@ export interface WebSocketRoute<State = unknown> {
   shutdown(code?: number, reason?: string): Promise<void>;
   /** The number of open connections this route accepted. */
   readonly connectionCount: number;
+  /** The route's figures now (those of the `metrics` option given, if one was). */
+  metrics(): MetricsSnapshot;
 }
 
 /** A handler error worth reporting: not just the peer going away under a pending `recv`. */
@@ -43,6 +46,8 @@ export function websocketHandler<State = unknown>(
 ): WebSocketRoute<State> {
   // Bad compression settings are reported now, not on the first upgrade.
   deflateConfigFor(options.perMessageDeflate, 'server', false);
+  const metrics = options.metrics ?? new Metrics();
+  if (options.metrics === undefined) options = { ...options, metrics };
   const streams = new Set<WebSocketStream>();
   /** Set by `shutdown`: later upgrades are refused, ones already past the handshake closed. */
   let shutdownClose: { code: number; reason: string } | null = null;
@@ -54,13 +59,14 @@ export function websocketHandler<State = unknown>(
   // upgrade request and its head buffer alive for as long as the handler runs.
   function run(request: UpgradeRequest, socket: Duplex, head: Buffer, state: State): void {
     if (shutdownClose !== null) {
+      metrics.refused(503);
       refuseUpgrade(socket, 503, 'the server is shutting down');
       return;
     }
     const info = { method: request.method ?? 'GET', url: request.url ?? '/', headers: request.headers };
     void acceptUpgrade(request, socket, options).then((accepted) => {
       if (accepted === null) return;
-      start(new WebSocketStream(socket as Socket, head, 'server', options, { protocol: accepted.protocol, request: info, data: accepted.data, deflate: accepted.deflate }), state);
+      start(new WebSocketStream(socket as Socket, head, 'server', options, { protocol: accepted.protocol, request: info, data: accepted.data, deflate: accepted.deflate, metrics }), state);
     });
   }
 
@@ -102,6 +108,7 @@ export function websocketHandler<State = unknown>(
     await Promise.all([...streams].map((stream) => stream.close(code, reason).catch(() => undefined)));
   };
   Object.defineProperty(route, 'connectionCount', { get: () => streams.size });
+  route.metrics = () => metrics.snapshot();
   return route;
 }
 

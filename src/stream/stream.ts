@@ -7,6 +7,7 @@ import { isValidCloseCode } from '../protocol/frame.js';
 import { isBlob, Message, toBuffer, type BinaryPayload, type MessageLike } from '../message.js';
 import { SocketBinding, type BindingOptions } from '../node/socket.js';
 import { formatAddress } from '../node/address.js';
+import type { Metrics } from '../node/metrics.js';
 
 /** How a connection ended. */
 export interface CloseInfo {
@@ -19,7 +20,7 @@ export interface CloseInfo {
   error?: WebSocketError;
 }
 
-export interface StreamOptions extends Omit<BindingOptions, 'role' | 'deflate'> {
+export interface StreamOptions extends Omit<BindingOptions, 'role' | 'deflate' | 'metrics'> {
   /**
    * `send` resolves at once while at most this many bytes are waiting to be written, and
    * otherwise waits until the socket has drained below it. Default 64 KiB.
@@ -90,7 +91,7 @@ export class WebSocketStream implements AsyncIterable<Message> {
     head: Buffer,
     role: 'server' | 'client',
     options: StreamOptions,
-    extra: { protocol?: string | undefined; request?: UpgradeRequestInfo | undefined; data?: unknown; deflate?: DeflateAgreement | null } = {},
+    extra: { protocol?: string | undefined; request?: UpgradeRequestInfo | undefined; data?: unknown; deflate?: DeflateAgreement | null; metrics?: Metrics } = {},
   ) {
     this.inner = socket;
     this.peerAddr = formatAddress(socket.remoteAddress, socket.remotePort);
@@ -99,7 +100,7 @@ export class WebSocketStream implements AsyncIterable<Message> {
     this.data = extra.data;
     this.highWaterMark = options.highWaterMark ?? 64 * 1024;
     this.maxQueuedBytes = options.maxQueuedBytes ?? 1024 * 1024;
-    this.binding = new SocketBinding(socket, this, { role, maxMessageSize: options.maxMessageSize, closeTimeoutMs: options.closeTimeoutMs, deflate: extra.deflate ?? null });
+    this.binding = new SocketBinding(socket, this, { role, maxMessageSize: options.maxMessageSize, closeTimeoutMs: options.closeTimeoutMs, deflate: extra.deflate ?? null, metrics: extra.metrics ?? null });
     this.binding.receive(head);
   }
 
@@ -279,6 +280,15 @@ export class WebSocketStream implements AsyncIterable<Message> {
       return handledRejection(error as Error);
     }
     return this.closed;
+  }
+
+  /**
+   * @internal For a per-connection heartbeat: this connection is being closed because it
+   * missed its heartbeat; counted in its route's metrics (a client has none).
+   */
+  countHeartbeatTimeout(): void {
+    const metrics = this.binding.metrics;
+    if (metrics !== null) metrics.heartbeatTimeouts++;
   }
 
   /** Drop the TCP connection at once, without a close handshake. */
