@@ -76,9 +76,19 @@ function renderMembers() {
   $('member-count').textContent = `${members.size} online`;
 }
 
-function showFigures({ connections, rooms, messagesPerSecond }) {
+function traffic(bytesPerSecond) {
+  if (bytesPerSecond < 1000) return `${bytesPerSecond} B/s`;
+  if (bytesPerSecond < 1_000_000) return `${(bytesPerSecond / 1000).toFixed(1)} kB/s`;
+  return `${(bytesPerSecond / 1_000_000).toFixed(1)} MB/s`;
+}
+
+/** The server's figures (from its metrics), every couple of seconds. */
+function showFigures({ connections, rooms, messagesPerSecond, sentPerSecond, bytesPerSecond, messagesTotal }) {
   $('figure-connections').textContent = String(connections);
   $('figure-rate').textContent = String(messagesPerSecond);
+  $('figure-sent').textContent = String(sentPerSecond);
+  $('figure-traffic').textContent = traffic(bytesPerSecond);
+  $('figure-total').textContent = String(messagesTotal);
   $('figure-rooms').textContent = String(rooms);
 }
 

@@ -44,7 +44,10 @@ with 1001 and exits 0.
 
 --workers N serves from N processes on all cores; --redis URL joins every server on that Redis
 (both together: each worker joins Redis). Across processes a message is delivered at most
-once: while Redis is away, what could not cross is counted on stderr (see docs/scaling.md).`,
+once: while Redis is away, what could not cross is counted on stderr (see docs/scaling.md).
+
+--metrics-port PORT prints "metrics on URL" first and serves the figures there (connections,
+messages, bytes, broadcasts, backpressure, heartbeat timeouts) in the Prometheus text format.`,
   async run({ values }) {
     const metrics = new Metrics();
     const app = AsyncWebSocketApp.unlinked(undefined, {

@@ -4,6 +4,7 @@ import {
   AsyncWebSocketApp,
   HttpResponse,
   asyncWebsocketHandler,
+  metricsRoute,
   rejectUpgrade,
   serveDir,
   type HttpRequest,
@@ -20,8 +21,10 @@ import {
  * The wire format, JSON text messages:
  * - client: `{ type: 'say', text }`; name and room are in the URL: `/ws?name=N&room=R`
  * - server: `welcome { you, room, members }`, `join { member }`, `leave { member }`,
- *   `say { from, text, at }`, `stats { connections, rooms, messagesPerSecond, messagesTotal }`,
- *   `error { text }`. A member is `{ id, name }`.
+ *   `say { from, text, at }`, `stats { connections, rooms, messagesPerSecond, sentPerSecond,
+ *   bytesPerSecond, messagesTotal }` (from the event app's metrics), `error { text }`. A member
+ *   is `{ id, name }`.
+ * - `GET /metrics`: the same figures in the Prometheus text format.
  * - a name or room the server refuses ends the connection with close code 4400 and the reason,
  *   so the page can say what is wrong instead of reconnecting.
  */
@@ -123,9 +126,6 @@ function withSecurityHeaders(handler: (request: HttpRequest) => Promise<HttpResp
 /** The chat server: an `App` to `run`, and the event app behind its `/ws` route. */
 export function createChatServer(options: ChatServerOptions = {}): { app: App; chat: AsyncWebSocketApp<undefined, Person | Joining> } {
   const rooms = new Map<string, Map<number, Person>>();
-  let messagesTotal = 0;
-  let messagesAtLastStats = 0;
-  let lastStatsAt = Date.now();
   const topic = (room: string): string => `room:${room}`;
 
   const chat = AsyncWebSocketApp.unlinked<undefined, Person | Joining>(undefined, {
@@ -168,7 +168,6 @@ export function createChatServer(options: ChatServerOptions = {}): { app: App; c
         stream.send(JSON.stringify({ type: 'error', text: 'slow down: too many messages' }));
         return;
       }
-      messagesTotal++;
       chat.sender().publish(topic(person.room), JSON.stringify({ type: 'say', from: memberOf(person), text, at: Date.now() }));
     })
     .withDisconnectHandler((stream) => {
@@ -180,22 +179,33 @@ export function createChatServer(options: ChatServerOptions = {}): { app: App; c
       chat.sender().publish(topic(person.room), JSON.stringify({ type: 'leave', member: memberOf(person) }));
     });
 
-  // Live figures, computed here from the handlers' own counts.
+  // Live figures: rates from the differences of the app's counters between two ticks.
+  let last = chat.metrics();
+  let lastAt = Date.now();
+  const perSecond = (now: number, then: number, seconds: number): number => Math.round(((now - then) / seconds) * 10) / 10;
   const statsTimer = setInterval(() => {
+    const figures = chat.metrics();
     const now = Date.now();
-    const seconds = Math.max((now - lastStatsAt) / 1000, 0.001);
-    const messagesPerSecond = Math.round(((messagesTotal - messagesAtLastStats) / seconds) * 10) / 10;
-    messagesAtLastStats = messagesTotal;
-    lastStatsAt = now;
-    const sender = chat.sender();
-    if (sender.connectionCount === 0) return;
-    sender.broadcast(JSON.stringify({ type: 'stats', connections: sender.connectionCount, rooms: rooms.size, messagesPerSecond, messagesTotal }));
+    const seconds = Math.max((now - lastAt) / 1000, 0.001);
+    const stats = {
+      type: 'stats',
+      connections: figures.connections,
+      rooms: rooms.size,
+      messagesPerSecond: perSecond(figures.messagesReceived, last.messagesReceived, seconds),
+      sentPerSecond: perSecond(figures.messagesSent, last.messagesSent, seconds),
+      bytesPerSecond: Math.round((figures.bytesReceived + figures.bytesSent - last.bytesReceived - last.bytesSent) / seconds),
+      messagesTotal: figures.messagesReceived,
+    };
+    last = figures;
+    lastAt = now;
+    if (figures.connections > 0) chat.sender().broadcast(JSON.stringify(stats));
   }, options.statsIntervalMs ?? 2000);
   statsTimer.unref();
 
   const page = withSecurityHeaders(serveDir(options.staticDir ?? DEMO_DIR));
   const app = new App()
     .withWebsocketRoute('/ws', asyncWebsocketHandler(chat.connectHook()))
+    .withStatelessRoute('/metrics', metricsRoute(chat))
     .withStatelessRoute('/*', page);
   app.onClose(() => clearInterval(statsTimer));
   return { app, chat };

@@ -29,7 +29,10 @@ with 1001 and exits 0.
 
 Output is bounded in both modes: in sync mode each echo waits until the socket has taken it,
 so a client that sends without reading is stopped by TCP flow control; in async mode such a
-client is closed with 1008 once twice --max-message-size is waiting for it.`,
+client is closed with 1008 once twice --max-message-size is waiting for it.
+
+--metrics-port PORT prints "metrics on URL" first and serves the figures there (connections,
+messages, bytes, refusals, close codes) in the Prometheus text format.`,
   run({ values }) {
     const maxMessageSize = (values.get('max-message-size') as number | undefined) ?? DEFAULT_MAX_MESSAGE_SIZE;
     const perMessageDeflate = values.get('deflate') === true;

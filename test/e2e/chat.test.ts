@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { startProcess, type RunningProcess } from '../examples/spawn.js';
 import { BIN, ROOT } from '../cli/run.js';
+import { parseExposition, scrape, valueOf } from '../helpers/prometheus.js';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts');
 const CHROMIUM_ARGS = [
@@ -106,8 +107,28 @@ describe('the chat demo in Chromium', () => {
     assert.deepEqual(await messageTexts(carol), ['Anyone in green?']);
     assert.equal(await carol.locator('#messages', { hasText: 'Alice' }).count(), 0);
     assert.ok(!(await messageTexts(alice)).includes('Anyone in green?'));
-    // The live figures arrive from the server every 2 s.
+    // The live figures arrive from the server's metrics every 2 s.
     await alice.waitForFunction(() => document.getElementById('figure-connections')!.textContent === '3');
+  });
+
+  it('the live figures come from the metrics: they show, and they change with the traffic', async () => {
+    // The same figures as the server's /metrics.
+    const scraped = parseExposition((await scrape(`${url}/metrics`)).body);
+    assert.equal(valueOf(scraped, 'humphrey_ws_open_connections'), 3);
+    assert.ok(valueOf(scraped, 'humphrey_ws_messages_received_total') >= 4);
+
+    await alice.waitForFunction(() => document.getElementById('figure-total')!.textContent !== '–');
+    const before = Number(await alice.textContent('#figure-total'));
+    assert.ok(before >= 4, `${before} messages shown`);
+    for (const text of ['one', 'two', 'three']) {
+      await say(bob, text);
+      await sees(alice, text);
+    }
+    await alice.waitForFunction((shown) => Number(document.getElementById('figure-total')!.textContent) >= shown + 3, before);
+    assert.match((await alice.textContent('#figure-rate'))!, /^\d+(\.\d)?$/);
+    assert.match((await alice.textContent('#figure-sent'))!, /^\d+(\.\d)?$/);
+    assert.match((await alice.textContent('#figure-traffic'))!, /^\d+(\.\d)? (B|kB|MB)\/s$/);
+    assert.equal(await alice.textContent('#figure-connections'), '3');
   });
 
   it('the pages survive a server restart: they reconnect by themselves and chat again', async () => {
