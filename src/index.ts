@@ -2,7 +2,7 @@
 export { WebSocketError, type WebSocketErrorCode, type HandshakeResponse } from './protocol/errors.js';
 export { CloseCode, Opcode, isValidCloseCode } from './protocol/frame.js';
 export { Message, type MessageLike, type BinaryPayload } from './message.js';
-export { WebSocketStream, type CloseInfo, type StreamOptions } from './stream/stream.js';
+export { WebSocketStream, type CloseInfo, type StreamOptions, type UpgradeRequestInfo } from './stream/stream.js';
 export {
   websocketHandler,
   handleUpgrade,
@@ -78,6 +78,7 @@ export {
   type BrokerStats,
 } from './broker/types.js';
 export { InProcessBroker } from './broker/in-process.js';
+export type { WorkerExit } from './broker/cluster.js';
 export { Metrics, type MetricsSnapshot } from './node/metrics.js';
 export { formatMetrics, metricsHandler, metricsRoute, METRICS_CONTENT_TYPE, type MetricsSource } from './http/metrics.js';
 export {

@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import { openClient } from './client.js';
 import { startProcess } from './spawn.js';
 import { wsUnexpectedResponse, tlsFixture } from '../helpers/server.js';
+import { parseExposition, scrape, seriesOf, valueOf } from '../helpers/prometheus.js';
 
 const ROOT = new URL('../..', import.meta.url);
 
@@ -101,3 +102,59 @@ describe('examples/client and examples/commonjs', () => {
   });
 });
 
+
+describe('examples/metrics', () => {
+  it('counts both routes in one Metrics, served at /metrics on the app and on a port of its own', async () => {
+    const server = await startProcess(['--import', 'tsx', 'examples/metrics/main.ts', '127.0.0.1:0', '0']);
+    const ws = server.url.replace('http', 'ws');
+    const own = /metrics on (\S+)/.exec(server.output())![1]!;
+    try {
+      const echo = await openClient(`${ws}/echo`);
+      echo.socket.send('ping?');
+      assert.equal(await echo.nextText(), 'ping?');
+      const a = await openClient(`${ws}/chat`);
+      const b = await openClient(`${ws}/chat`);
+      a.socket.send('hi all');
+      assert.equal(await a.nextText(), 'hi all');
+      assert.equal(await b.nextText(), 'hi all');
+      echo.socket.close(1000);
+      await echo.closed;
+      // The figures as JSON (metrics.snapshot()), until the server has seen the echo close.
+      const deadline = Date.now() + 5000;
+      while (((await (await fetch(`${server.url}/figures`)).json()) as { connections: number }).connections !== 2) {
+        assert.ok(Date.now() < deadline, 'the echo connection ends within 5 s');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      for (const url of [`${server.url}/metrics`, own]) {
+        const families = parseExposition((await scrape(url)).body);
+        assert.equal(valueOf(families, 'humphrey_ws_open_connections'), 2, url);
+        assert.equal(valueOf(families, 'humphrey_ws_connections_opened_total'), 3, url);
+        assert.equal(valueOf(families, 'humphrey_ws_messages_received_total'), 2, url);
+        assert.equal(valueOf(families, 'humphrey_ws_messages_sent_total'), 3, url);
+        assert.equal(valueOf(families, 'humphrey_ws_broadcasts_total'), 1, url);
+        assert.deepEqual(seriesOf(families, 'humphrey_ws_closes_total'), { 1000: 1 }, url);
+      }
+      // As the guide shows it: ping? in (6 + 5 bytes) and out (2 + 5), hi all in (6 + 6) and out
+      // twice (2 + 6 each), the close 1000 in (6 + 2) and its reply out (2 + 2).
+      assert.deepEqual(await (await fetch(`${server.url}/figures`)).json(), {
+        connections: 2,
+        connectionsTotal: 3,
+        upgradesRefused: {},
+        messagesReceived: 2,
+        messagesSent: 3,
+        bytesReceived: 31,
+        bytesSent: 27,
+        broadcasts: 1,
+        publishes: 0,
+        backpressureDropped: 0,
+        backpressureClosed: 0,
+        closeCodes: { 1000: 1 },
+        heartbeatTimeouts: 0,
+      });
+      a.socket.close();
+      b.socket.close();
+    } finally {
+      assert.equal(await server.stop(), 0);
+    }
+  });
+});
