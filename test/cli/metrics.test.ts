@@ -79,6 +79,22 @@ describe('--metrics-port', () => {
     }
   });
 
+  it('demo: the chat\'s figures on a port of their own and at /metrics on its App', async () => {
+    const server = await startProcess([BIN, 'demo', '--port', '0', '--metrics-port', '0']);
+    try {
+      const client = await openClient(`${server.url.replace('http', 'ws')}/ws?name=Ada&room=blue`);
+      assert.equal(JSON.parse(await client.nextText()).type, 'welcome');
+      for (const url of [metricsUrl(server), `${server.url}/metrics`]) {
+        const families = await scrapeUntil(url, () => true);
+        assert.equal(valueOf(families, `${P}open_connections`), 1, url);
+        assert.equal(valueOf(families, `${P}publishes_total`), 1, url); // the join announced to the room
+      }
+      client.socket.close();
+    } finally {
+      assert.equal(await server.stop(), 0);
+    }
+  });
+
   it('is refused with --workers (each worker counts only its own)', async () => {
     const result = await runCliAsync(['broadcast', '--port', '0', '--metrics-port', '0', '--workers', '2']);
     assert.equal(result.status, 2);
