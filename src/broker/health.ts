@@ -13,6 +13,7 @@ export class BrokerHealth {
   published = 0;
   received = 0;
   dropped = 0;
+  gaps = 0;
   private readonly listeners = new Set<BrokerHealthListener>();
   private unreported = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
@@ -49,6 +50,12 @@ export class BrokerHealth {
     return true;
   }
 
+  /** This member was not listening from `since` until now: it may have missed messages. */
+  gap(since: number, topics: readonly string[]): void {
+    this.gaps++;
+    this.emit({ type: 'gap', since, until: Date.now(), topics });
+  }
+
   /** `count` messages could not be handed across. */
   drop(count = 1): void {
     this.dropped += count;
@@ -69,6 +76,6 @@ export class BrokerHealth {
   }
 
   stats(topics: number): BrokerStats {
-    return { connected: this.connected, published: this.published, received: this.received, dropped: this.dropped, topics };
+    return { connected: this.connected, published: this.published, received: this.received, dropped: this.dropped, topics, gaps: this.gaps };
   }
 }

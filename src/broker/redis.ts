@@ -20,6 +20,13 @@
  * counted, and so are publishes that were in flight when the link broke (they may or may not
  * have arrived): at most once across processes. ioredis reconnects and resubscribes by itself;
  * the `'connected'` health event says when cross-process traffic flows again.
+ *
+ * What a process misses while its own subscription link is down (between the break and the
+ * resubscription) cannot be counted by the senders for topic publishes (Redis only tells a
+ * publisher how many subscribers got a message, not how many should have), so the receiver
+ * reports it: a `'gap'` health event, with the time span and the topics, once the subscriptions
+ * are back, and `stats().gaps`. Broadcasts that reached fewer processes than are known are
+ * also counted as dropped by their sender.
  */
 import { randomBytes } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
@@ -132,6 +139,8 @@ export class RedisBroker implements Broker {
   private pendingBytes = 0;
   private pubReady = false;
   private subReady = false;
+  /** When the subscription link broke (null while it is up, or before it ever was). */
+  private subDownSince: number | null = null;
   private lastError: Error | undefined;
   private closed = false;
   private presenceTimer: ReturnType<typeof setInterval> | null = null;
@@ -237,6 +246,7 @@ export class RedisBroker implements Broker {
         sub.ping().then(
           () => {
             this.subReady = sub.status === 'ready';
+            if (this.subReady) this.reportGap();
             this.update();
             if (this.subReady) this.scheduleAnnounce(true);
           },
@@ -245,6 +255,7 @@ export class RedisBroker implements Broker {
       });
     });
     sub.on('close', () => {
+      if (this.subReady && this.subDownSince === null) this.subDownSince = Date.now();
       this.subReady = false;
       this.update();
     });
@@ -257,6 +268,14 @@ export class RedisBroker implements Broker {
     this.update();
     this.presenceTimer = setInterval(() => this.renewPresence(), this.presenceIntervalMs);
     this.presenceTimer.unref();
+  }
+
+  /** The subscriptions are back after a break: say what may have been missed in between. */
+  private reportGap(): void {
+    const since = this.subDownSince;
+    if (since === null || this.closed) return;
+    this.subDownSince = null;
+    this.health.gap(since, [...this.channelTopics.values()]);
   }
 
   private update(): void {

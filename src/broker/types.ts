@@ -87,6 +87,15 @@ export type BrokerHealthEvent =
    * failed in flight (then the message may or may not have arrived).
    */
   | { readonly type: 'dropped'; readonly count: number }
+  /**
+   * This member was not listening for a while (its subscription link broke and has just been
+   * restored): what other members broadcast, sent to its connections or published to `topics`
+   * between `since` and `until` (ms since the epoch, this process's clock; `since` is when the
+   * break was noticed, so the gap may have begun a little earlier) may not have arrived. The
+   * senders cannot count these as dropped: only the receiver knows it was away. An app that
+   * needs to can resynchronise its clients (e.g. send them the current state) on this event.
+   */
+  | { readonly type: 'gap'; readonly since: number; readonly until: number; readonly topics: readonly string[] }
   /** Something went wrong that is not an outage (e.g. a malformed message was ignored). */
   | { readonly type: 'error'; readonly error: Error }
   /**
@@ -118,6 +127,8 @@ export interface BrokerStats {
   readonly dropped: number;
   /** Topics this member listens to (has local subscribers of). */
   readonly topics: number;
+  /** Times this member was not listening for a while and may have missed messages (see the `'gap'` health event). */
+  readonly gaps: number;
 }
 
 export interface Broker {

@@ -40,6 +40,10 @@ export async function brokerFrom(values: ParsedArgs['values']): Promise<Broker |
       if (event.type === 'dropped') console.error(`humphrey-ws: ${event.count} messages could not be sent to Redis`);
       else if (event.type === 'disconnected') console.error(`humphrey-ws: Redis link down${event.error ? `: ${event.error.message}` : ''}`);
       else if (event.type === 'connected') console.error('humphrey-ws: Redis link up');
+      else if (event.type === 'gap') {
+        const seconds = ((event.until - event.since) / 1000).toFixed(1);
+        console.error(`humphrey-ws: not subscribed for ${seconds} s: messages from other servers in that time may be missing`);
+      }
       else if (event.type === 'error') console.error(`humphrey-ws: Redis broker: ${event.error.message}`);
     });
   }

@@ -25,7 +25,7 @@ test('in-process broker: broadcasts reach the others, publishes only members lis
   assert.equal(a.sendTo!(c.node * NODE_ID_FACTOR + 5, Buffer.from('hi'), true), true);
   assert.equal(a.sendTo!(9 * NODE_ID_FACTOR + 1, Buffer.from('nobody'), true), false);
   assert.deepEqual(got, ['b null all true', 'c null all true', 'b room room false', 'c direct 3/5 hi']);
-  assert.deepEqual(broker.stats(), { connected: true, published: 4, received: 4, dropped: 1, topics: 0 });
+  assert.deepEqual(broker.stats(), { connected: true, published: 4, received: 4, dropped: 1, topics: 0, gaps: 0 });
 
   a.connectionOpened!(a.node * NODE_ID_FACTOR + 1);
   a.connectionOpened!(a.node * NODE_ID_FACTOR + 2);
