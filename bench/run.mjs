@@ -10,7 +10,7 @@
 // JSON goes to stdout and to bench/results/latest.json (or --out); progress and the
 // table go to stderr.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -145,8 +145,12 @@ function buildLoadgen() {
   const stale = !existsSync(loadgenBin) || statSync(loadgenBin).mtimeMs < statSync(loadgenSrc).mtimeMs;
   if (!stale) return false;
   log(`building ${loadgenBin}`);
-  const r = spawnSync('gcc', ['-O2', '-Wall', '-o', loadgenBin, loadgenSrc], { stdio: ['ignore', 'inherit', 'inherit'] });
+  // Built aside and renamed into place: another bench script may be running the old binary
+  // (overwriting it in place fails with ETXTBSY) or building it at the same moment.
+  const tmp = `${loadgenBin}.${process.pid}`;
+  const r = spawnSync('gcc', ['-O2', '-Wall', '-o', tmp, loadgenSrc], { stdio: ['ignore', 'inherit', 'inherit'] });
   if (r.status !== 0) throw new Error('gcc failed to build bench/loadgen/wsload');
+  renameSync(tmp, loadgenBin);
   return true;
 }
 

@@ -5,6 +5,8 @@
  *   echo-small    N connections, P pipelined small text messages in flight each; msgs/s, RTT p50/p99
  *   echo-large    N connections, one large binary message in flight each; MB/s echoed
  *   broadcast     N subscribers + 1 publisher, bounded window; deliveries/s, lost/reordered
+ *                 (--ports P1,P2,...: subscribers alternate between several servers that relay to
+ *                 each other, the publisher on the first)
  *   connect-rate  open/handshake/close N connections with bounded concurrency; handshakes/s
  *   idle-memory   open N idle connections, announce readiness, hold until stdin says so
  *
@@ -76,6 +78,10 @@ static enum scenario sc;
 static const char *sc_name;
 static const char *host = "127.0.0.1";
 static int port;
+/* --ports: several servers; subscriber i goes to ports[i % nports], the publisher to ports[0]. */
+#define MAX_PORTS 16
+static int ports[MAX_PORTS];
+static int nports;
 static const char *path = "/ws";
 static const char *label = "";
 static double duration = 5.0, warmup = 1.0, timeout_s = 300.0, drain_s = 10.0;
@@ -91,6 +97,7 @@ static uint64_t rng = 0x9e3779b97f4a7c15ULL;
 static char request[512];
 static size_t request_len;
 static struct sockaddr_in dst;
+static struct sockaddr_in dsts[MAX_PORTS];
 static uint64_t t0_ns;
 static uint64_t errors, proto_errors, conn_failures, mismatches, close_errors, close_timeouts;
 #define CLOSE_GRACE_NS 1000000000ull
@@ -315,7 +322,8 @@ static void start_conn(conn *c) {
   ev.events = EPOLLIN | EPOLLOUT;
   ev.data.u64 = ((uint64_t)c->gen << 32) | c->idx;
   if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) die("epoll_ctl add");
-  int r = connect(c->fd, (struct sockaddr *)&dst, sizeof dst);
+  const struct sockaddr_in *to = nports > 1 && c->role == R_SUB ? &dsts[c->idx % (uint32_t)nports] : &dst;
+  int r = connect(c->fd, (const struct sockaddr *)to, sizeof *to);
   if (r < 0 && errno != EINPROGRESS) {
     conn_fail(c, "connect");
     return;
@@ -678,7 +686,7 @@ static void cr_next(void) {
 /* ---- main ---- */
 static void usage(void) {
   fprintf(stderr,
-          "usage: wsload --scenario S --port P [--host 127.0.0.1] [--path /ws] [--duration s] [--warmup s]\n"
+          "usage: wsload --scenario S --port P|--ports P1,P2,... [--host 127.0.0.1] [--path /ws] [--duration s] [--warmup s]\n"
           "              [--connections N] [--pipeline N] [--size B] [--window N] [--concurrency N]\n"
           "              [--sources N] [--warmup-conns N] [--timeout s] [--label name]\n");
   exit(1);
@@ -714,10 +722,10 @@ static void print_result(const char *status) {
         if (c->role == R_SUB) behind += pub_seq - (c->expect < pub_seq ? c->expect : pub_seq);
       }
       printf(",\"subscribers\":%ld,\"size\":%ld,\"window\":%ld,\"rcv_batch\":%ld,\"published\":%llu,\"deliveries\":%llu,"
-             "\"deliveries_per_s\":%.1f,\"lost\":%llu,\"reordered\":%llu,\"publisher_received\":%llu",
+             "\"deliveries_per_s\":%.1f,\"lost\":%llu,\"reordered\":%llu,\"publisher_received\":%llu,\"servers\":%d",
              nconns, msg_size, window_sz, rcv_batch, (unsigned long long)pub_seq, (unsigned long long)w_deliveries,
              win > 0 ? w_deliveries / win : 0.0, (unsigned long long)(lost_gaps + behind),
-             (unsigned long long)reordered, (unsigned long long)pub_received);
+             (unsigned long long)reordered, (unsigned long long)pub_received, nports > 1 ? nports : 1);
       break;
     }
     case SC_CONNECT_RATE:
@@ -745,7 +753,8 @@ int main(int argc, char **argv) {
       {"connections", 1, 0, 'c'},  {"pipeline", 1, 0, 'q'},    {"size", 1, 0, 'b'},
       {"window", 1, 0, 'W'},       {"concurrency", 1, 0, 'C'}, {"sources", 1, 0, 'S'},
       {"warmup-conns", 1, 0, 'u'}, {"timeout", 1, 0, 't'},     {"label", 1, 0, 'l'},
-      {"drain", 1, 0, 'D'},        {"rcv-batch", 1, 0, 'R'},   {0, 0, 0, 0}};
+      {"drain", 1, 0, 'D'},        {"rcv-batch", 1, 0, 'R'},   {"ports", 1, 0, 'O'},
+      {0, 0, 0, 0}};
   int o;
   while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (o) {
@@ -766,6 +775,20 @@ int main(int argc, char **argv) {
       case 'l': label = optarg; break;
       case 'D': drain_s = atof(optarg); break;
       case 'R': rcv_batch = atol(optarg); break;
+      case 'O': {
+        char *list = optarg, *end;
+        nports = 0;
+        while (*list && nports < MAX_PORTS) {
+          long p = strtol(list, &end, 10);
+          if (end == list || p <= 0 || p > 65535) usage();
+          ports[nports++] = (int)p;
+          list = *end == ',' ? end + 1 : end;
+          if (*end && *end != ',') usage();
+        }
+        if (*list) usage(); /* more than MAX_PORTS */
+        port = nports > 0 ? ports[0] : 0;
+        break;
+      }
       default: usage();
     }
   }
@@ -818,6 +841,14 @@ int main(int argc, char **argv) {
   dst.sin_family = AF_INET;
   dst.sin_port = htons((uint16_t)port);
   if (inet_pton(AF_INET, host, &dst.sin_addr) != 1) usage();
+  if (nports > 1 && sc != SC_BROADCAST) {
+    fprintf(stderr, "wsload: --ports with more than one port is for the broadcast scenario\n");
+    return 1;
+  }
+  for (int i = 0; i < nports; i++) {
+    dsts[i] = dst;
+    dsts[i].sin_port = htons((uint16_t)ports[i]);
+  }
   request_len = (size_t)snprintf(request, sizeof request,
                                  "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                                  "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
