@@ -73,6 +73,7 @@ export class Metrics {
    * app's sweep, and for a per-connection stream `WebSocketStream#countHeartbeatTimeout`.
    */
   heartbeatTimeouts = 0;
+  // Bounded by what can be counted: statuses 300-599, close codes 1000-4999.
   /** @internal */ readonly refusedByStatus = new Map<number, number>();
   /** @internal */ readonly closesByCode = new Map<number, number>();
 

@@ -242,6 +242,24 @@ describe('metrics of per-connection handlers', () => {
   });
 });
 
+describe('the hook for per-connection heartbeats', () => {
+  it('countHeartbeatTimeout counts in the route\'s metrics', async () => {
+    // What a per-connection heartbeat calls before it closes a silent stream.
+    const route = websocketHandler(async (stream) => {
+      (stream as unknown as { countHeartbeatTimeout(): void }).countHeartbeatTimeout();
+      await stream.close(1008, 'heartbeat timeout');
+    });
+    const app = new App().withWebsocketRoute('/', route);
+    await app.run();
+    cleanups.push(() => app.close());
+    const client = await openClient(app.url.replace('http', 'ws'));
+    assert.equal(await client.closed, 1008);
+    await waitFor(() => route.metrics().connections === 0, 5000, 'the connection to end');
+    assert.equal(route.metrics().heartbeatTimeouts, 1);
+    assert.deepEqual(route.metrics().closeCodes, { 1008: 1 });
+  });
+});
+
 describe('the exposition', () => {
   it('has HELP and TYPE for every metric, counters in _total, and answers only GET and HEAD', async () => {
     const text = formatMetrics(new Metrics());
