@@ -7,6 +7,7 @@ import type { TopicMember } from './topics.js';
 import type { Hub } from './hub.js';
 import type { MessageHandler } from './types.js';
 import { AsyncStream } from './facades.js';
+import { ReceiveQueue } from '../util/queue.js';
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
   return value !== undefined && value !== null && typeof (value as PromiseLike<unknown>).then === 'function';
@@ -24,10 +25,7 @@ export class Peer implements BindingEvents, TopicMember, HeartbeatMember {
   /** A handler for this connection is running (or awaited): new events are queued. */
   busy = false;
   /** Events waiting for `busy` to clear: messages, and `null` for the disconnect. */
-  queue: (Message | null)[] | null = null;
-  queueHead = 0;
-  queuedBytes = 0;
-  paused = false;
+  queue: ReceiveQueue<Message | null> | null = null;
   /** The connect handler was (or is being) run, so the disconnect handler must run. */
   registered = false;
   /** The binding reported the close. */
@@ -144,40 +142,26 @@ export class Peer implements BindingEvents, TopicMember, HeartbeatMember {
   }
 
   private enqueue(item: Message | null): void {
-    (this.queue ??= []).push(item);
-    if (item === null) return;
-    this.queuedBytes += item.byteLength;
-    if (!this.paused && this.queuedBytes > this.hub.maxQueuedBytes) {
-      this.paused = true;
-      this.binding.pause();
-    }
+    const queue = (this.queue ??= new ReceiveQueue());
+    if (queue.push(item, item === null ? 0 : item.byteLength, this.hub.maxQueuedBytes)) this.binding.pause();
   }
 
   /** Run queued events until one goes async or the queue is empty. */
   private drain(): void {
     const queue = this.queue;
     if (queue === null) return;
-    while (!this.busy && this.queueHead < queue.length) {
-      const item = queue[this.queueHead]!;
-      queue[this.queueHead++] = undefined as unknown as Message;
+    while (!this.busy && queue.length > 0) {
+      const item = queue.shift() as Message | null;
       if (item === null) {
         this.disconnect();
         break;
       }
-      this.queuedBytes -= item.byteLength;
       const handler = this.hub.messageHandler;
       if (handler === null) continue;
       this.busy = true;
       if (!this.invoke(handler, item)) this.busy = false;
     }
-    if (this.queueHead >= queue.length) {
-      queue.length = 0;
-      this.queueHead = 0;
-    }
-    if (this.paused && this.queuedBytes <= this.hub.maxQueuedBytes / 2) {
-      this.paused = false;
-      if (!this.closed) this.binding.resume();
-    }
+    if (queue.resumeDue(this.hub.maxQueuedBytes) && !this.closed) this.binding.resume();
   }
 
   private disconnect(): void {

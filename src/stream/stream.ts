@@ -8,6 +8,7 @@ import { isBlob, Message, toBuffer, type BinaryPayload, type MessageLike } from 
 import { SocketBinding, type BindingOptions } from '../node/socket.js';
 import { formatAddress } from '../node/address.js';
 import type { Metrics } from '../node/metrics.js';
+import { ReceiveQueue } from '../util/queue.js';
 
 /** How a connection ended. */
 export interface CloseInfo {
@@ -70,10 +71,7 @@ export class WebSocketStream implements AsyncIterable<Message> {
   private readonly highWaterMark: number;
   private readonly maxQueuedBytes: number;
   // Received messages not taken yet; allocated when first needed.
-  private queue: Message[] | null = null;
-  private queueHead = 0;
-  private queuedBytes = 0;
-  private paused = false;
+  private queue: ReceiveQueue<Message> | null = null;
   // The pending `recv` (or iterator step), kept in fields rather than an object of its own.
   private waiterPromise: Promise<never> | null = null;
   private waiterResolve: ((value: unknown) => void) | null = null;
@@ -331,18 +329,9 @@ export class WebSocketStream implements AsyncIterable<Message> {
 
   private take(): Message | undefined {
     const queue = this.queue;
-    if (queue === null || this.queueHead >= queue.length) return undefined;
-    const message = queue[this.queueHead]!;
-    queue[this.queueHead++] = undefined as unknown as Message;
-    if (this.queueHead === queue.length) {
-      queue.length = 0;
-      this.queueHead = 0;
-    }
-    this.queuedBytes -= message.byteLength;
-    if (this.paused && this.queuedBytes <= this.maxQueuedBytes / 2) {
-      this.paused = false;
-      this.binding.resume();
-    }
+    if (queue === null) return undefined;
+    const message = queue.shift();
+    if (queue.resumeDue(this.maxQueuedBytes)) this.binding.resume();
     return message;
   }
 
@@ -364,12 +353,7 @@ export class WebSocketStream implements AsyncIterable<Message> {
       resolve(iterates ? { value: message, done: false } : message);
       return;
     }
-    (this.queue ??= []).push(message);
-    this.queuedBytes += message.byteLength;
-    if (!this.paused && this.queuedBytes > this.maxQueuedBytes) {
-      this.paused = true;
-      this.binding.pause();
-    }
+    if ((this.queue ??= new ReceiveQueue()).push(message, message.byteLength, this.maxQueuedBytes)) this.binding.pause();
   }
 
   /** @internal Binding event: the connection is over. */
