@@ -3,7 +3,7 @@ import { WebSocketError } from './protocol/errors.js';
 import { toBuffer, type BinaryPayload } from './protocol/bytes.js';
 
 export { toBuffer, isBlob, type BinaryPayload } from './protocol/bytes.js';
-import { encodeFrame, Opcode } from './protocol/frame.js';
+import { encodeShared, Opcode, type SharedFrame } from './protocol/frame.js';
 
 /**
  * One WebSocket message: text or binary. Text keeps whichever form it was made from (a string
@@ -22,7 +22,7 @@ export class Message {
    * send, then the frame, built on the second send and shared by every later one (a message
    * sent to many connections is framed once).
    */
-  private serverFrame: Buffer | null | undefined = undefined;
+  private serverFrame: SharedFrame | null | undefined = undefined;
 
   private constructor(isText: boolean, payload: Buffer | undefined, string: string | undefined, parts?: Buffer[]) {
     this.isText = isText;
@@ -98,15 +98,14 @@ export class Message {
    * @internal The frame a server sends for this message, or `null` the first time it is asked
    * (a message sent once is encoded straight into the connection's output instead).
    */
-  frameForServer(): Buffer | null {
+  frameForServer(): SharedFrame | null {
     const frame = this.serverFrame;
     if (frame !== undefined && frame !== null) return frame;
     if (frame === undefined) {
       this.serverFrame = null;
       return null;
     }
-    const parts = encodeFrame(this.isText ? Opcode.Text : Opcode.Binary, this.bytes());
-    return (this.serverFrame = parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+    return (this.serverFrame = encodeShared(this.isText ? Opcode.Text : Opcode.Binary, this.bytes()));
   }
 
   /** Payload size in bytes. */

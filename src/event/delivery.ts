@@ -1,4 +1,4 @@
-import { CloseCode, encodeFrame, Opcode } from '../protocol/frame.js';
+import { CloseCode, encodeShared, Opcode, type SharedFrame } from '../protocol/frame.js';
 import { isBlob, Message, toBuffer, type MessageLike } from '../message.js';
 import { WebSocketError } from '../protocol/errors.js';
 import { nodeOf } from '../broker/types.js';
@@ -14,12 +14,6 @@ import type { DeliveryReport } from './types.js';
 const QUEUED_ONE: DeliveryReport = Object.freeze({ queued: 1, skipped: 0 });
 const SKIPPED_ONE: DeliveryReport = Object.freeze({ queued: 0, skipped: 1 });
 export const NOWHERE: DeliveryReport = Object.freeze({ queued: 0, skipped: 0 });
-
-/** One complete unmasked frame for a message (header and payload in one buffer). */
-function frameOf(payload: Uint8Array, isText: boolean): Buffer {
-  const parts = encodeFrame(isText ? Opcode.Text : Opcode.Binary, payload);
-  return parts.length === 1 ? parts[0]! : Buffer.concat(parts, parts[0]!.length + parts[1]!.length);
-}
 
 /**
  * The bytes of `message`; throws `WS_ERR_INVALID_ARGUMENT` for anything that is not a
@@ -40,21 +34,14 @@ function isTextOf(message: MessageLike): boolean {
 }
 
 /**
- * Whether `size` more bytes may be queued for `peer`. Over the limit it first writes out what
- * this turn has queued (a fast client's kernel buffer takes it), so only bytes the peer
- * really is not reading count; then applies the policy.
+ * Whether `size` more bytes may be queued for `peer` under the app's `maxBufferedAmount` (only
+ * bytes the peer has not read count: see `SocketBinding.hasRoom`); if not, applies the policy.
  */
 function hasRoom(hub: Hub, peer: Peer, size: number): boolean {
-  const binding = peer.binding;
-  const limit = hub.maxBufferedAmount;
-  let buffered = binding.bufferedAmount;
-  if (buffered === 0 || buffered + size <= limit) return true;
-  binding.flush();
-  buffered = binding.bufferedAmount;
-  if (buffered === 0 || buffered + size <= limit) return true;
+  if (peer.hasRoom(size, hub.maxBufferedAmount)) return true;
   if (hub.closeOnBackpressure) {
     hub.metrics.backpressureClosed++;
-    peer.binding.close(CloseCode.PolicyViolation, 'backpressure limit exceeded');
+    peer.close(CloseCode.PolicyViolation, 'backpressure limit exceeded');
   } else {
     hub.metrics.backpressureDropped++;
   }
@@ -65,8 +52,7 @@ function hasRoom(hub: Hub, peer: Peer, size: number): boolean {
 export function sendTo(hub: Hub, peer: Peer, message: MessageLike): DeliveryReport {
   // Bytes are checked (and converted) first: a bad payload throws whatever the peer's state.
   if (typeof message !== 'string' && !(message instanceof Message)) message = payloadOf(message);
-  const connection = peer.binding.connection;
-  if (connection.state !== 'open') return SKIPPED_ONE;
+  if (peer.state !== 'open') return SKIPPED_ONE;
   let payload: Uint8Array;
   let isText: boolean;
   if (typeof message === 'string') {
@@ -77,7 +63,7 @@ export function sendTo(hub: Hub, peer: Peer, message: MessageLike): DeliveryRepo
     if (parts !== undefined) {
       // Received in pieces: sent on as they are, without joining them.
       if (!hasRoom(hub, peer, message.byteLength)) return SKIPPED_ONE;
-      connection.sendParts(parts, message.isText);
+      peer.sendParts(parts, message.isText);
       return QUEUED_ONE;
     }
     payload = message.bytes();
@@ -87,7 +73,7 @@ export function sendTo(hub: Hub, peer: Peer, message: MessageLike): DeliveryRepo
     isText = false;
   }
   if (!hasRoom(hub, peer, payload.length)) return SKIPPED_ONE;
-  connection.send(payload, isText);
+  peer.send(payload, isText);
   return QUEUED_ONE;
 }
 
@@ -101,23 +87,22 @@ function deliver(hub: Hub, peers: Iterable<Peer>, payload: Uint8Array, isText: b
   let queued = 0;
   let skipped = 0;
   const size = payload.length;
-  let frame: Buffer | null = null;
+  let frame: SharedFrame | null = null;
   let shared: Map<DeflateAgreement, SharedCompression> | null = null;
   for (const peer of peers) {
     if (peer === except) continue;
-    const connection = peer.binding.connection;
-    if (connection.state !== 'open' || !hasRoom(hub, peer, size)) {
+    if (peer.state !== 'open' || !hasRoom(hub, peer, size)) {
       skipped++;
       continue;
     }
     queued++;
-    if (!connection.compresses(size)) {
-      connection.sendEncoded((frame ??= frameOf(payload, isText)));
+    if (!peer.compresses(size)) {
+      peer.sendShared((frame ??= encodeShared(isText ? Opcode.Text : Opcode.Binary, payload)));
       continue;
     }
-    const agreement = connection.deflate!;
+    const agreement = peer.deflate!;
     if (!agreement.sendNoContextTakeover) {
-      connection.send(payload, isText);
+      peer.send(payload, isText);
       continue;
     }
     let compression = (shared ??= new Map()).get(agreement);
@@ -125,7 +110,7 @@ function deliver(hub: Hub, peers: Iterable<Peer>, payload: Uint8Array, isText: b
       compression = new SharedCompression(agreement, toBuffer(payload), isText);
       shared.set(agreement, compression);
     }
-    connection.sendShared(compression);
+    peer.sendShared(compression);
   }
   return queued === 0 && skipped === 0 ? NOWHERE : { queued, skipped };
 }

@@ -39,12 +39,12 @@ export class AsyncStream<StreamState = unknown> {
 
   /** Bytes queued for this connection that the socket has not taken yet. */
   get bufferedAmount(): number {
-    return this.#peer.binding.bufferedAmount;
+    return this.#peer.bufferedAmount;
   }
 
   /** `'open'`, `'closing'` (a close frame was sent) or `'closed'`. */
   get readyState(): 'open' | 'closing' | 'closed' {
-    return this.#peer.closed ? 'closed' : this.#peer.binding.connection.state;
+    return this.#peer.state;
   }
 
   /** How the connection ended (set once it has; always set in the disconnect handler). */
@@ -98,7 +98,7 @@ export class AsyncStream<StreamState = unknown> {
       throw new WebSocketError('WS_ERR_INVALID_CLOSE_CODE', `close code ${code} cannot be sent`);
     }
     if (this.#peer.closed) return;
-    this.#peer.binding.close(code, reason);
+    this.#peer.close(code, reason);
   }
 }
 

@@ -1,6 +1,6 @@
 import { WebSocketError } from '../protocol/errors.js';
 import { deflateConfigFor } from '../protocol/deflate/negotiate.js';
-import { CloseCode, encodeFrame, Opcode } from '../protocol/frame.js';
+import { CloseCode, encodeShared, Opcode } from '../protocol/frame.js';
 import { SocketBinding, DEFAULT_CLOSE_TIMEOUT_MS } from '../node/socket.js';
 import type { AcceptedUpgrade } from '../node/upgrade.js';
 import { formatAddress } from '../node/address.js';
@@ -26,7 +26,7 @@ const DEFAULT_MAX_BUFFERED_AMOUNT = 1024 * 1024;
 const DEFAULT_MAX_QUEUED_BYTES = 1024 * 1024;
 
 /** A ping frame with an empty payload, shared by every heartbeat ping. */
-const PING_FRAME = encodeFrame(Opcode.Ping, Buffer.alloc(0))[0]!;
+const PING_FRAME = encodeShared(Opcode.Ping, Buffer.alloc(0));
 
 /**
  * The shared machinery of an app: its configuration and handlers, the registry of its
@@ -96,15 +96,14 @@ export class Hub {
     if (heartbeat === undefined || heartbeat === false) return;
     this.heartbeat = new HeartbeatSweep<Peer>(heartbeat === true ? {} : heartbeat, () => this.peers.values(), {
       ping: (peer) => {
-        const connection = peer.binding.connection;
-        if (connection.state === 'open') connection.sendEncoded(PING_FRAME);
+        if (peer.state === 'open') peer.sendShared(PING_FRAME);
       },
       expire: (peer) => {
         // Called again on later sweeps until the close completes: counted once.
         if (peer.binding.connection.state === 'open') this.metrics.heartbeatTimeouts++;
         // The peer is unresponsive: do not wait long for its close frame.
         const timeoutMs = Math.min(this.closeTimeoutMs, this.heartbeat?.intervalMs ?? this.closeTimeoutMs);
-        peer.binding.close(CloseCode.PolicyViolation, 'heartbeat timeout', timeoutMs);
+        peer.close(CloseCode.PolicyViolation, 'heartbeat timeout', timeoutMs);
       },
     });
     for (const peer of this.peers.values()) {

@@ -1,6 +1,10 @@
 import type { WebSocketError } from '../protocol/errors.js';
 import { Message } from '../message.js';
 import type { BindingEvents, SocketBinding } from '../node/socket.js';
+import type { ConnectionState } from '../protocol/connection.js';
+import type { SharedFrame } from '../protocol/frame.js';
+import type { SharedCompression } from '../protocol/deflate/shared.js';
+import type { DeflateAgreement } from '../protocol/deflate/negotiate.js';
 import type { CloseInfo } from '../stream/stream.js';
 import type { HeartbeatMember } from './heartbeat.js';
 import type { TopicMember } from './topics.js';
@@ -42,6 +46,53 @@ export class Peer implements BindingEvents, TopicMember, HeartbeatMember {
     this.id = id;
     this.heartbeatSince = hub.heartbeat !== null ? Date.now() : 0;
     this.stream = new AsyncStream(this, id, peerAddr, protocol);
+  }
+
+  // Output: what the app's delivery, heartbeat and facades ask of this connection ------------------
+
+  /** `'open'`, `'closing'` (a close frame was sent) or `'closed'` (the close was reported). */
+  get state(): ConnectionState {
+    return this.closed ? 'closed' : this.binding.connection.state;
+  }
+
+  /** Bytes queued for this connection that the socket has not taken yet. */
+  get bufferedAmount(): number {
+    return this.binding.bufferedAmount;
+  }
+
+  /** The permessage-deflate agreement in use, or null. */
+  get deflate(): DeflateAgreement | null {
+    return this.binding.connection.deflate;
+  }
+
+  /** Whether a message of `size` bytes would be sent compressed. */
+  compresses(size: number): boolean {
+    return this.binding.connection.compresses(size);
+  }
+
+  /** Whether `size` more bytes fit under `limit` (see `SocketBinding.hasRoom`). */
+  hasRoom(size: number, limit: number): boolean {
+    return this.binding.hasRoom(size, limit);
+  }
+
+  /** Send one message; throws like `Connection.send`. */
+  send(payload: Uint8Array, isText: boolean): void {
+    this.binding.connection.send(payload, isText);
+  }
+
+  /** Send one message given in pieces; throws like `Connection.sendParts`. */
+  sendParts(parts: readonly Buffer[], isText: boolean): void {
+    this.binding.connection.sendParts(parts, isText);
+  }
+
+  /** Send a frame encoded (or compressed) once for many connections; throws like `Connection.sendShared`. */
+  sendShared(shared: SharedFrame | SharedCompression): void {
+    this.binding.connection.sendShared(shared);
+  }
+
+  /** Start the close handshake, waiting at most `timeoutMs` for it (default: the app's close timeout). */
+  close(code: number, reason: string, timeoutMs?: number): void {
+    this.binding.close(code, reason, timeoutMs);
   }
 
   // Binding events -----------------------------------------------------------------------------

@@ -1,8 +1,7 @@
 import type { Duplex } from 'node:stream';
-import { toBuffer } from '../protocol/bytes.js';
 import { Connection, type ConnectionEvents, type ConnectionOptions, type Role } from '../protocol/connection.js';
 import { WebSocketError } from '../protocol/errors.js';
-import { COPY_THRESHOLD, headerSize, writeHeader } from '../protocol/frame.js';
+import { FrameOutput } from '../protocol/output.js';
 import type { Metrics } from './metrics.js';
 
 /** What a `SocketBinding` reports to the layer above (the stream or the event app). */
@@ -43,10 +42,6 @@ function lostBeforeWritten(): WebSocketError {
 
 /** Pending output above this is written with the socket corked instead of joined first. */
 const JOIN_LIMIT = 64 * 1024;
-/** Frame payloads up to this size are copied into the output buffer; larger ones are kept by reference. */
-const COPY_LIMIT = COPY_THRESHOLD;
-/** Size of a connection's first output buffer in a turn; later ones double, up to JOIN_LIMIT. */
-const OUT_INITIAL = 1024;
 
 // Output produced while handling one turn of the event loop (every socket read in one poll,
 // every promise continuation after them) is held and written once per connection in the
@@ -85,60 +80,12 @@ function join(chunks: Buffer[], total: number): Buffer {
   return joined;
 }
 
-/**
- * What one connection has to write this turn. Frames are encoded into `out` (between `start`
- * and `end`); `chunks` holds what came before that region, in order (filled output buffers,
- * bytes and large payloads kept by reference). Only connections with output have one, and
- * they are reused, so an idle connection carries a single empty field.
- */
-class TurnOutput {
-  out: Buffer | null = null;
-  start = 0;
-  end = 0;
-  chunks: Buffer[] | null = null;
-  bytes = 0;
-
-  /** The output buffer, with room for `size` more bytes at `end`. */
-  room(size: number): Buffer {
-    let out = this.out;
-    if (out !== null && this.end + size <= out.length) return out;
-    this.cut();
-    const next = out === null ? OUT_INITIAL : Math.min(out.length * 2, JOIN_LIMIT);
-    out = this.out = Buffer.allocUnsafe(Math.max(next, size));
-    this.start = 0;
-    this.end = 0;
-    return out;
-  }
-
-  /** Move the filled part of the output buffer to `chunks` (before something by reference). */
-  cut(): void {
-    if (this.end > this.start) {
-      (this.chunks ??= []).push(this.out!.subarray(this.start, this.end));
-      this.start = this.end;
-    }
-  }
-
-  /**
-   * Forget what was handed out. (Keeping the unused rest of the output buffer for the next
-   * turn measured slower than a fresh buffer per turn.)
-   */
-  clear(): void {
-    this.out = null;
-    this.start = 0;
-    this.end = 0;
-    this.chunks = null;
-    this.bytes = 0;
-  }
-}
-
-const spareOutputs: TurnOutput[] = [];
+// What one connection has to write this turn (encoded by its `Connection`). Only connections
+// with output have one, and they are reused, so an idle connection carries a single empty field.
+const spareOutputs: FrameOutput[] = [];
 const SPARE_OUTPUTS_MAX = 1024;
 
-/**
- * Binds a connected socket (net or tls, after the HTTP upgrade) to a protocol `Connection`:
- * socket bytes go into the connection, the connection's bytes go out through one batched
- * write per event-loop turn. Owns the close timeout and the transport teardown.
- */
+/** Where the shared socket listeners below find a socket's binding. */
 const kBinding = Symbol('humphrey-ws binding');
 type BoundSocket = Duplex & { [kBinding]: SocketBinding };
 
@@ -166,6 +113,11 @@ function failWriteCallbacks(callbacks: ((error?: Error | null) => void)[]): void
   for (let i = 0; i < callbacks.length; i++) callbacks[i]!(error);
 }
 
+/**
+ * Binds a connected socket (net or tls, after the HTTP upgrade) to a protocol `Connection`:
+ * socket bytes go into the connection, the connection's bytes go out through one batched
+ * write per event-loop turn. Owns the close timeout and the transport teardown.
+ */
 export class SocketBinding implements ConnectionEvents {
   readonly socket: Duplex;
   readonly connection: Connection;
@@ -174,7 +126,7 @@ export class SocketBinding implements ConnectionEvents {
   private readonly events: BindingEvents;
   private readonly closeTimeoutMs: number;
   /** Output waiting for this turn's flush, if any. */
-  private output: TurnOutput | null = null;
+  private output: FrameOutput | null = null;
   private closeTimer: NodeJS.Timeout | null = null;
   /** Who stopped reading: the app (`pause`) and/or decompression (`holdInput`). */
   private pausedBy = 0;
@@ -271,75 +223,23 @@ export class SocketBinding implements ConnectionEvents {
    */
   write(bytes: Buffer): void {
     if (this.finished) return;
-    const metrics = this.metrics;
+    const output = this.output ?? this.schedule();
+    output.append(bytes);
     // A whole frame (see BindingOptions.metrics): a data message if FIN is set on a data opcode.
-    if (metrics !== null && (bytes[0]! & 0x88) === 0x80) metrics.messagesSent++;
-    const output = this.output ?? this.schedule();
-    output.cut();
-    (output.chunks ??= []).push(bytes);
-    output.bytes += bytes.length;
+    if (this.metrics !== null && (bytes[0]! & 0x88) === 0x80) output.messages++;
   }
 
   /**
-   * @internal Connection event: an unmasked frame, encoded here straight into the output
-   * buffer (no buffer per frame). A payload over COPY_LIMIT is kept by reference, not copied.
+   * @internal Connection event: this turn's output, which the connection encodes its frames
+   * into (in order with `write`); null once the socket is gone (nothing more is written).
    */
-  writeFrame(opcode: number, payload: Uint8Array, fin: boolean, rsv1 = false): void {
-    if (this.finished) return;
-    const metrics = this.metrics;
-    if (metrics !== null && fin && opcode < 8) metrics.messagesSent++;
-    const output = this.output ?? this.schedule();
-    const length = payload.length;
-    const size = headerSize(length, false);
-    if (length <= COPY_LIMIT) {
-      const out = output.room(size + length);
-      const at = writeHeader(out, output.end, opcode, length, fin, rsv1, undefined);
-      if (length < 16) {
-        // A byte loop costs about 1 ns a byte, TypedArray#set about 16 ns whatever the size.
-        for (let i = 0; i < length; i++) out[at + i] = payload[i]!;
-      } else {
-        out.set(payload, at);
-      }
-      output.end = at + length;
-    } else {
-      const out = output.room(size);
-      output.end = writeHeader(out, output.end, opcode, length, fin, rsv1, undefined);
-      output.cut();
-      (output.chunks ??= []).push(toBuffer(payload));
-    }
-    output.bytes += size + length;
+  turnOutput(): FrameOutput | null {
+    if (this.finished) return null;
+    return this.output ?? this.schedule();
   }
 
-  /**
-   * @internal Connection event: an unmasked frame whose payload is `parts`: copied into the
-   * output buffer when small, else kept by reference (no join).
-   */
-  writeFrameParts(opcode: number, parts: readonly Buffer[], length: number): void {
-    if (this.finished) return;
-    const metrics = this.metrics;
-    if (metrics !== null) metrics.messagesSent++;
-    const output = this.output ?? this.schedule();
-    const size = headerSize(length, false);
-    if (length <= COPY_LIMIT) {
-      const out = output.room(size + length);
-      let at = writeHeader(out, output.end, opcode, length, true, false, undefined);
-      for (let i = 0; i < parts.length; i++) {
-        out.set(parts[i]!, at);
-        at += parts[i]!.length;
-      }
-      output.end = at;
-    } else {
-      const out = output.room(size);
-      output.end = writeHeader(out, output.end, opcode, length, true, false, undefined);
-      output.cut();
-      const chunks = (output.chunks ??= []);
-      for (let i = 0; i < parts.length; i++) chunks.push(parts[i]!);
-    }
-    output.bytes += size + length;
-  }
-
-  private schedule(): TurnOutput {
-    const output = (this.output = spareOutputs.pop() ?? new TurnOutput());
+  private schedule(): FrameOutput {
+    const output = (this.output = spareOutputs.pop() ?? new FrameOutput());
     dirty.push(this);
     if (!flushScheduled) {
       flushScheduled = true;
@@ -356,6 +256,7 @@ export class SocketBinding implements ConnectionEvents {
     const tail = output.end > output.start ? output.out!.subarray(output.start, output.end) : null;
     const chunks = output.chunks;
     const total = output.bytes;
+    const messages = output.messages;
     output.clear();
     if (spareOutputs.length < SPARE_OUTPUTS_MAX) spareOutputs.push(output);
     const socket = this.socket;
@@ -366,7 +267,10 @@ export class SocketBinding implements ConnectionEvents {
       return;
     }
     const metrics = this.metrics;
-    if (metrics !== null) metrics.bytesSent += total;
+    if (metrics !== null) {
+      metrics.bytesSent += total;
+      metrics.messagesSent += messages;
+    }
     // Someone waits for the buffered amount to fall: 'drain' alone is not enough (a write
     // that completes at once returns true and never emits it), so be told when this flush
     // has left.
@@ -397,6 +301,20 @@ export class SocketBinding implements ConnectionEvents {
       socket.uncork();
     }
     if (this.ended) socket.end();
+  }
+
+  /**
+   * Whether `size` more bytes can be queued with the buffered amount staying within `limit`
+   * (always when nothing is buffered). Over it, what this turn has queued is written out first
+   * (the kernel takes it at once from a peer that reads), so only bytes the peer really has
+   * not taken count: the one case in which a connection is written to twice in a turn.
+   */
+  hasRoom(size: number, limit: number): boolean {
+    let buffered = this.bufferedAmount;
+    if (buffered === 0 || buffered + size <= limit) return true;
+    this.flush();
+    buffered = this.bufferedAmount;
+    return buffered === 0 || buffered + size <= limit;
   }
 
   /**
@@ -494,8 +412,7 @@ export class SocketBinding implements ConnectionEvents {
     this.events.onClose(code, reason, error);
   }
 
-  /** Close our side of TCP once what is pending has been written. */
-  /** @internal */
+  /** @internal Close our side of TCP once what is pending has been written. */
   endTransport(): void {
     if (this.ended) return;
     this.ended = true;

@@ -1,11 +1,12 @@
 import { isUtf8 } from 'node:buffer';
 import { randomFillSync } from 'node:crypto';
 import { WebSocketError } from './errors.js';
-import { CloseCode, encodeClosePayload, encodeFrame, isValidCloseCode, Opcode } from './frame.js';
+import { CloseCode, encodeClosePayload, encodeFrame, isValidCloseCode, Opcode, SharedFrame } from './frame.js';
 import { FrameParser, DEFAULT_MAX_MESSAGE_SIZE, type ParserEvents } from './parser.js';
 import { PerMessageDeflate } from './deflate/codec.js';
 import type { DeflateAgreement } from './deflate/negotiate.js';
 import type { SharedCompression } from './deflate/shared.js';
+import type { FrameOutput } from './output.js';
 
 export type Role = 'server' | 'client';
 export type ConnectionState = 'open' | 'closing' | 'closed';
@@ -18,17 +19,13 @@ export interface ConnectionEvents {
   /** Send these bytes to the peer, in order. Frames may come as a header and a payload. */
   write(bytes: Buffer): void;
   /**
-   * Optional, used by a server's connection for every frame it sends when present: send one
-   * unmasked frame, which the owner encodes itself (with `writeHeader`), e.g. straight into
-   * its output buffer instead of a buffer per frame. It must not modify `payload`, and may
-   * keep it until written. Without it, frames are encoded here and passed to `write`.
+   * Optional, used by a server's connection for every frame it encodes when present: the
+   * owner's output for now (see `FrameOutput`), which the connection encodes its frames into
+   * instead of making a buffer per frame for `write`; the owner writes it out later, in order
+   * with what it got through `write` (which should go into the same output). Null when
+   * nothing can be written anymore (the frame is dropped).
    */
-  writeFrame?(opcode: number, payload: Uint8Array, fin: boolean, rsv1?: boolean): void;
-  /**
-   * Optional, with `writeFrame`: send one unmasked frame whose payload is `parts` in order
-   * (`length` bytes in all), without joining them first. Used by `sendParts`.
-   */
-  writeFrameParts?(opcode: number, parts: readonly Buffer[], length: number): void;
+  turnOutput?(): FrameOutput | null;
   /** A complete, validated data message. */
   onMessage(payload: Buffer, isText: boolean): void;
   /**
@@ -151,8 +148,8 @@ export class Connection implements ParserEvents {
   private closeSent = false;
   /** Whether an outgoing fragmented message is open, and of which kind. */
   private sendingFragmented: 0 | 1 | 2 = 0;
-  /** Frames go to `events.writeFrame` (a server whose owner encodes them). */
-  private readonly ownerEncodes: boolean;
+  /** Frames are encoded into `events.turnOutput()` (a server whose owner batches its output). */
+  private readonly ownerBatches: boolean;
   /** Messages that arrived in pieces go to `events.onMessageParts`. */
   private readonly ownerTakesParts: boolean;
   private readonly deflateAgreement: DeflateAgreement | null;
@@ -173,7 +170,7 @@ export class Connection implements ParserEvents {
     this.role = options.role;
     this.events = events;
     this.defer = options.defer ?? runNow;
-    this.ownerEncodes = this.role === 'server' && typeof events.writeFrame === 'function';
+    this.ownerBatches = this.role === 'server' && typeof events.turnOutput === 'function';
     this.ownerTakesParts = typeof events.onMessageParts === 'function';
     this.deflateAgreement = options.deflate ?? null;
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
@@ -289,8 +286,8 @@ export class Connection implements ParserEvents {
 
   /**
    * Send one whole message given as pieces, in order (e.g. a received message that arrived in
-   * pieces, echoed): a server whose owner writes frame pieces (`writeFrameParts`) sends them
-   * without joining them. Throws like `send`.
+   * pieces, echoed): a server whose owner batches its output (`turnOutput`) sends them without
+   * joining them. Throws like `send`.
    */
   sendParts(parts: readonly Buffer[], isText: boolean): void {
     this.assertCanSend();
@@ -315,10 +312,10 @@ export class Connection implements ParserEvents {
   }
 
   private writeParts(opcode: number, parts: readonly Buffer[]): void {
-    if (this.ownerEncodes && this.events.writeFrameParts !== undefined) {
+    if (this.ownerBatches) {
       let length = 0;
       for (let i = 0; i < parts.length; i++) length += parts[i]!.length;
-      this.events.writeFrameParts(opcode, parts, length);
+      this.events.turnOutput!()?.frameParts(opcode, parts, length);
       return;
     }
     this.writeFrame(opcode, parts.length === 1 ? parts[0]! : Buffer.concat(parts), true);
@@ -344,21 +341,6 @@ export class Connection implements ParserEvents {
   }
 
   /**
-   * Send bytes that are already a complete frame (used to write one encoded broadcast frame
-   * to many connections). Only servers may do this: a client must mask every frame itself.
-   */
-  sendEncoded(frame: Buffer): void {
-    this.assertCanSend();
-    if (this.role !== 'server') throw new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'a client cannot send pre-encoded frames');
-    if (this.sendingFragmented !== 0 && (frame[0]! & 0x08) === 0) {
-      // A data frame here would start a new message inside the open fragmented one.
-      throw new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'a fragmented message is being sent; finish it first');
-    }
-    if (this.pendingOutput !== null) this.afterOutput(() => this.events.write(frame));
-    else this.events.write(frame);
-  }
-
-  /**
    * Compress a message and send it with RSV1 set. Until it is written, later output (other
    * than pings and pongs) waits behind it, so messages keep their order and every compressed
    * message goes through the one compressor in order.
@@ -378,14 +360,27 @@ export class Connection implements ParserEvents {
   }
 
   /**
-   * Send a message compressed once for many connections (see `SharedCompression`; only for a
-   * server connection whose agreement is the compression's). Throws like `send`.
+   * Send a frame encoded once for many connections: a `SharedFrame` from `encodeShared` (a
+   * broadcast, a heartbeat ping), or a message compressed once (`SharedCompression`, for a
+   * connection whose agreement is the compression's). Only a server may: a client masks every
+   * frame itself. Throws like `send`; a shared ping or pong may go inside a fragmented message
+   * and, like `ping`, does not wait for a compression in progress.
    */
-  sendShared(shared: SharedCompression): void {
+  sendShared(shared: SharedFrame | SharedCompression): void {
     this.assertCanSend();
     if (this.role !== 'server') throw new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'a client cannot send pre-encoded frames');
+    if (shared instanceof SharedFrame && shared.isControl) {
+      this.events.write(shared.bytes);
+      return;
+    }
     if (this.sendingFragmented !== 0) {
       throw new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'a fragmented message is being sent; finish it first');
+    }
+    if (shared instanceof SharedFrame) {
+      const bytes = shared.bytes;
+      if (this.pendingOutput !== null) this.afterOutput(() => this.events.write(bytes));
+      else this.events.write(bytes);
+      return;
     }
     if (shared.done && this.pendingOutput === null) {
       if (shared.frame !== null) this.events.write(shared.frame);
@@ -443,8 +438,9 @@ export class Connection implements ParserEvents {
   }
 
   /**
-   * Start the close handshake. `code` must be 1000 or 3000-4999 (or omitted for a close frame
-   * without a code); `reason` at most 123 bytes of UTF-8. Does nothing if already closing.
+   * Start the close handshake. `code` must be one a close frame may carry (`isValidCloseCode`:
+   * 1000-1003, 1007-1014 or 3000-4999), or omitted for a close frame without a code; `reason`
+   * at most 123 bytes of UTF-8 (and only with a code). Does nothing if already closing.
    */
   close(code?: number, reason = ''): void {
     if (this.closeSent || this.readyState === 'closed') return;
@@ -495,8 +491,8 @@ export class Connection implements ParserEvents {
   }
 
   private writeFrame(opcode: number, payload: Uint8Array, fin: boolean, rsv1 = false): void {
-    if (this.ownerEncodes) {
-      this.events.writeFrame!(opcode, payload, fin, rsv1);
+    if (this.ownerBatches) {
+      this.events.turnOutput!()?.frame(opcode, payload, fin, rsv1);
       return;
     }
     const maskKey = this.role !== 'client' ? undefined : this.generateMask === undefined ? nextMaskKey() : this.ownMaskKey();

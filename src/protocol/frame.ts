@@ -1,5 +1,6 @@
 import { maskInto } from './mask.js';
 import { toBuffer } from './bytes.js';
+import { WebSocketError } from './errors.js';
 
 /** Frame opcodes of RFC 6455 section 5.2. */
 export const Opcode = {
@@ -114,6 +115,52 @@ export function encodeFrame(opcode: number, payload: Uint8Array, options: FrameO
   const header = Buffer.allocUnsafe(size);
   writeHeader(header, 0, opcode, length, fin, rsv1, undefined);
   return [header, toBuffer(payload)];
+}
+
+const sharedFrameToken = Symbol('humphrey-ws shared frame');
+
+/**
+ * One complete unmasked frame, encoded once by `encodeShared` and then sent as it is by any
+ * number of server connections (`Connection.sendShared`): a broadcast, a heartbeat ping. Only
+ * `encodeShared` makes one, so its payload was checked before any connection queues a byte.
+ */
+export class SharedFrame {
+  /** The frame's opcode (text, binary, ping or pong). */
+  readonly opcode: number;
+  /** The frame: header and payload in one buffer. Never modified. */
+  readonly bytes: Buffer;
+
+  /** @internal Use `encodeShared`. */
+  constructor(token: symbol, opcode: number, bytes: Buffer) {
+    if (token !== sharedFrameToken) throw new TypeError('a SharedFrame is made by encodeShared');
+    this.opcode = opcode;
+    this.bytes = bytes;
+  }
+
+  /** Whether this is a control frame (a ping or a pong), which may go inside a fragmented message. */
+  get isControl(): boolean {
+    return (this.opcode & 0x08) !== 0;
+  }
+}
+
+/**
+ * Encode one frame for many server connections: a whole text or binary message, or a ping or
+ * pong. Throws `WS_ERR_INVALID_ARGUMENT` for another opcode (a close goes through each
+ * connection's `close`), a payload that is not bytes, or a control payload over 125 bytes.
+ */
+export function encodeShared(opcode: number, payload: Uint8Array): SharedFrame {
+  if (opcode !== Opcode.Text && opcode !== Opcode.Binary && opcode !== Opcode.Ping && opcode !== Opcode.Pong) {
+    throw new WebSocketError('WS_ERR_INVALID_ARGUMENT', `opcode ${opcode} cannot be a shared frame`);
+  }
+  if (!(payload instanceof Uint8Array)) {
+    throw new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'a frame payload must be a Uint8Array');
+  }
+  if ((opcode & 0x08) !== 0 && payload.length > 125) {
+    throw new WebSocketError('WS_ERR_INVALID_ARGUMENT', 'control frame payload over 125 bytes');
+  }
+  const parts = encodeFrame(opcode, payload);
+  const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts, parts[0]!.length + parts[1]!.length);
+  return new SharedFrame(sharedFrameToken, opcode, bytes);
 }
 
 /** Encode the payload of a close frame: the code in network order, then the UTF-8 reason. */

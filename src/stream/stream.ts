@@ -209,7 +209,7 @@ export class WebSocketStream implements AsyncIterable<Message> {
         // (Not when it is to be compressed: that goes through this connection's compressor.)
         const frame = connection.role === 'server' && !connection.compresses(message.byteLength) ? message.frameForServer() : null;
         if (frame !== null) {
-          connection.sendEncoded(frame);
+          connection.sendShared(frame);
         } else {
           const parts = message.unjoinedParts();
           if (parts !== undefined) connection.sendParts(parts, message.isText);

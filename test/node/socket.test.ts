@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Duplex } from 'node:stream';
 import { SocketBinding, type BindingEvents } from '../../src/node/socket.js';
-import { encodeFrame, Opcode } from '../../src/protocol/frame.js';
+import { encodeFrame, encodeShared, Opcode } from '../../src/protocol/frame.js';
 
 /** A socket that records what is written to it: one entry per write call (or per writev). */
 class RecordingSocket extends Duplex {
@@ -116,12 +116,13 @@ describe('SocketBinding output', () => {
   });
 
   test('a broadcast: connections with the same frames this turn are written one shared buffer', async () => {
-    const frames = ['a', 'bb', 'ccc'].map((t) => frameBytes(Buffer.from(t), true));
+    const shared = ['a', 'bb', 'ccc'].map((t) => encodeShared(Opcode.Text, Buffer.from(t)));
+    const frames = shared.map((frame) => frame.bytes);
     const pairs = Array.from({ length: 5 }, () => bind());
-    for (const frame of frames) for (const { binding } of pairs) binding.connection.sendEncoded(frame);
+    for (const frame of shared) for (const { binding } of pairs) binding.connection.sendShared(frame);
     // One connection also gets a frame of its own, in the middle.
     pairs[2]!.binding.connection.send(Buffer.from('own'), true);
-    pairs[2]!.binding.connection.sendEncoded(frames[0]!);
+    pairs[2]!.binding.connection.sendShared(shared[0]!);
     await turn();
     const all = Buffer.concat(frames);
     const own = Buffer.concat([all, frameBytes(Buffer.from('own'), true), frames[0]!]);

@@ -2,6 +2,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Connection } from '../../src/protocol/connection.js';
 import { WebSocketError } from '../../src/protocol/errors.js';
+import { encodeShared } from '../../src/protocol/frame.js';
+import { FrameOutput } from '../../src/protocol/output.js';
 import { bytes, cframe, decodeFrames, frame, hex, OP, recordingConnection, type ConnectionEvent } from './helpers.js';
 
 const write = (h: string): ConnectionEvent => ({ type: 'write', data: hex(h).toString('hex') });
@@ -213,7 +215,7 @@ describe('connection: sending', () => {
     s.conn.sendFragment(Buffer.from('l'), false, false); // isText of a continuation is ignored
     s.conn.sendFragment(Buffer.from('o'), true, true);
     s.conn.sendFragment(hex('ff'), false, true); // a one-fragment message
-    s.conn.sendEncoded(hex('8100'));
+    s.conn.sendShared(encodeShared(OP.TEXT, Buffer.alloc(0)));
     assert.deepEqual(s.take(), [
       write('8105 48656c6c6f'),
       write('8202 0102'),
@@ -243,12 +245,12 @@ describe('connection: sending', () => {
     assert.deepEqual(s.events, []);
   });
 
-  test('a server whose owner has writeFrame gets every frame there, unencoded; a client never does', () => {
-    const framed: string[] = [];
+  test('a server whose owner batches its output gets every frame encoded into it; a client never does', () => {
+    const output = new FrameOutput();
     const written: string[] = [];
     const events = {
       write: (b: Buffer) => written.push(b.toString('hex')),
-      writeFrame: (opcode: number, payload: Uint8Array, fin: boolean) => framed.push(`${opcode} ${Buffer.from(payload).toString()} ${fin}`),
+      turnOutput: () => output,
       onMessage() {},
       onClose() {},
       closeTransport() {},
@@ -259,14 +261,14 @@ describe('connection: sending', () => {
     server.sendFragment(Buffer.from('b'), false, true);
     server.ping(Buffer.from('p'));
     server.receive(cframe({ opcode: OP.PING, payload: 'q' }));
-    server.sendEncoded(hex('8100'));
+    server.sendShared(encodeShared(OP.TEXT, Buffer.alloc(0)));
     server.close(1000);
-    assert.deepEqual(framed, ['1 hi true', '2 a false', '0 b true', '9 p true', '10 q true', `8 ${Buffer.from([3, 232]).toString()} true`]);
+    assert.deepEqual(framedIn(output), ['1 hi true', '2 a false', '0 b true', '9 p true', '10 q true', `8 ${Buffer.from([3, 232]).toString()} true`]);
     assert.deepEqual(written, ['8100'], 'pre-encoded frames still go to write');
     const client = new Connection(events, { role: 'client' });
-    framed.length = 0;
+    output.clear();
     client.send(Buffer.from('hi'), true);
-    assert.deepEqual(framed, []);
+    assert.deepEqual(framedIn(output), []);
     assert.equal(written.length, 2);
   });
 
@@ -274,13 +276,12 @@ describe('connection: sending', () => {
     const payload = Buffer.alloc(50000, 'q');
     const wire = cframe({ opcode: OP.TEXT, payload });
     const got: string[] = [];
-    const framed: string[] = [];
+    const output = new FrameOutput();
     const written: Buffer[] = [];
     const withParts = new Connection(
       {
         write: (b) => written.push(Buffer.from(b)),
-        writeFrame: () => framed.push('frame'),
-        writeFrameParts: (opcode, parts, length) => framed.push(`parts ${opcode} ${parts.length} ${length}`),
+        turnOutput: () => output,
         onMessage: (m) => got.push(`whole ${m.length}`),
         onMessageParts: (parts, length, isText) => got.push(`parts ${parts.length} ${length} ${isText}`),
         onClose() {},
@@ -292,8 +293,15 @@ describe('connection: sending', () => {
     withParts.receive(Buffer.from(wire.subarray(0, 100)));
     withParts.receive(Buffer.from(wire.subarray(100)));
     assert.deepEqual(got, ['parts 2 50000 true']);
+    const large = [Buffer.alloc(20000, 1), Buffer.alloc(30000, 2)];
     withParts.sendParts([Buffer.from('ab'), Buffer.from('cde')], false);
-    assert.deepEqual(framed, ['parts 2 2 5']);
+    withParts.sendParts(large, false);
+    const [small, big, ...rest] = framedIn(output);
+    assert.equal(small, '2 abcde true');
+    assert.ok(big === `2 ${Buffer.concat(large).toString()} true`, 'the large message, pieces in order');
+    assert.deepEqual(rest, []);
+    assert.ok(output.chunks!.includes(large[0]!) && output.chunks!.includes(large[1]!), 'large pieces kept as they are, not joined');
+    assert.deepEqual(written, []);
 
     const joined = recordingConnection('server');
     joined.receive(wire.subarray(0, 100), wire.subarray(100));
@@ -375,7 +383,7 @@ describe('connection: sending', () => {
       () => conn.sendFragment(Buffer.from('x'), true, false),
       () => conn.ping(),
       () => conn.pong(),
-      () => conn.sendEncoded(hex('8100')),
+      () => conn.sendShared(encodeShared(OP.TEXT, Buffer.alloc(0))),
     ];
     for (const attempt of attempts(s.conn)) assertThrowsCode(attempt, 'WS_ERR_CLOSED');
     s.receive(cframe({ opcode: OP.CLOSE }));
@@ -400,14 +408,14 @@ describe('connection: sending', () => {
     assert.deepEqual(s.take(), [write('0201 61'), write('8001 63'), write('8201 64')]);
     // A pre-encoded data frame cannot go inside an open fragmented message; a control frame can.
     s.conn.sendFragment(Buffer.from('e'), true, false);
-    assertThrowsCode(() => s.conn.sendEncoded(hex('8101 78')), 'WS_ERR_INVALID_ARGUMENT');
-    assertThrowsCode(() => s.conn.sendEncoded(hex('8201 78')), 'WS_ERR_INVALID_ARGUMENT');
-    s.conn.sendEncoded(hex('8900'));
+    assertThrowsCode(() => s.conn.sendShared(encodeShared(OP.TEXT, Buffer.from('x'))), 'WS_ERR_INVALID_ARGUMENT');
+    assertThrowsCode(() => s.conn.sendShared(encodeShared(OP.BINARY, Buffer.from('x'))), 'WS_ERR_INVALID_ARGUMENT');
+    s.conn.sendShared(encodeShared(OP.PING, Buffer.alloc(0)));
     s.conn.sendFragment(Buffer.from('f'), true, true);
-    s.conn.sendEncoded(hex('8101 78'));
+    s.conn.sendShared(encodeShared(OP.TEXT, Buffer.from('x')));
     assert.deepEqual(s.take(), [write('0101 65'), write('8900'), write('8001 66'), write('8101 78')]);
     const c = recordingConnection('client');
-    assertThrowsCode(() => c.conn.sendEncoded(hex('8100')), 'WS_ERR_INVALID_ARGUMENT');
+    assertThrowsCode(() => c.conn.sendShared(encodeShared(OP.TEXT, Buffer.alloc(0))), 'WS_ERR_INVALID_ARGUMENT');
     assert.deepEqual(c.take(), []);
   });
 });
@@ -554,3 +562,9 @@ describe('connection: a deferred close reply (options.defer)', () => {
     assert.deepEqual(d.events.filter((e) => !e.startsWith('write')), ['close 4001 x']);
   });
 });
+
+/** The frames encoded into `output` so far, as `opcode payload fin`. */
+function framedIn(output: FrameOutput): string[] {
+  const tail = output.out === null ? [] : [output.out.subarray(output.start, output.end)];
+  return decodeFrames(Buffer.concat([...(output.chunks ?? []), ...tail])).map((f) => `${f.opcode} ${f.payload.toString()} ${f.fin}`);
+}

@@ -5,12 +5,15 @@ import {
   COPY_THRESHOLD,
   encodeClosePayload,
   encodeFrame,
+  encodeShared,
   headerSize,
   isValidCloseCode,
   MAX_HEADER_SIZE,
   Opcode,
+  SharedFrame,
   writeHeader,
 } from '../../src/protocol/frame.js';
+import { WebSocketError } from '../../src/protocol/errors.js';
 import { frame, hex, KEY, referenceMask, toHex } from './helpers.js';
 
 function payloadOf(length: number): Buffer {
@@ -153,4 +156,25 @@ test('encodeClosePayload: code in network order then the UTF-8 reason', () => {
   assert.equal(toHex(encodeClosePayload(1000, 'bye')), '03e8627965');
   assert.equal(toHex(encodeClosePayload(4999, 'κ')), '1387ceba');
   assert.equal(toHex(encodeClosePayload(3000, '😀')), '0bb8f09f9880');
+});
+
+test('encodeShared: one complete unmasked frame, its payload and opcode checked first', () => {
+  assert.equal(toHex(encodeShared(Opcode.Text, Buffer.from('Hello')).bytes), '810548656c6c6f');
+  assert.equal(toHex(encodeShared(Opcode.Ping, Buffer.alloc(0)).bytes), '8900');
+  const large = Buffer.alloc(70000, 5);
+  const big = encodeShared(Opcode.Binary, large);
+  assert.equal(big.bytes.length, 10 + 70000, 'header and payload in one buffer');
+  assert.equal(toHex(big.bytes.subarray(0, 10)), '827f0000000000011170');
+  assert.ok(big.bytes.subarray(10).equals(large));
+  assert.equal(big.isControl, false);
+  assert.equal(encodeShared(Opcode.Pong, Buffer.from('p')).isControl, true);
+  const refused = (run: () => unknown): void => {
+    assert.throws(run, (error: unknown) => error instanceof WebSocketError && error.code === 'WS_ERR_INVALID_ARGUMENT');
+  };
+  refused(() => encodeShared(Opcode.Close, Buffer.alloc(0)));
+  refused(() => encodeShared(Opcode.Continuation, Buffer.from('x')));
+  refused(() => encodeShared(Opcode.Ping, Buffer.alloc(126)));
+  refused(() => encodeShared(Opcode.Text, 'text' as unknown as Uint8Array));
+  refused(() => encodeShared(Opcode.Binary, new ArrayBuffer(8) as unknown as Uint8Array));
+  assert.throws(() => new SharedFrame(Symbol('other'), Opcode.Text, Buffer.from('8100', 'hex')), TypeError);
 });

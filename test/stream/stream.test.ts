@@ -776,7 +776,7 @@ describe('Message', () => {
       assert.equal(message.frameForServer(), null);
       const frame = message.frameForServer();
       assert.ok(frame !== null);
-      assert.ok(frame.equals(Buffer.concat(encodeFrame(message.isText ? Opcode.Text : Opcode.Binary, message.bytes()))));
+      assert.ok(frame.bytes.equals(Buffer.concat(encodeFrame(message.isText ? Opcode.Text : Opcode.Binary, message.bytes()))));
       assert.equal(message.frameForServer(), frame);
     }
   });

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { ClientRequest } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketError } from '../../protocol/errors.js';
-import { encodeFrame, isValidCloseCode, Opcode } from '../../protocol/frame.js';
+import { encodeShared, isValidCloseCode, Opcode, type SharedFrame } from '../../protocol/frame.js';
 import { SocketBinding, type BindingEvents } from '../../node/socket.js';
 import type { DeflateAgreement } from '../../protocol/deflate/negotiate.js';
 import { toWsError, isTransportEnd } from './errors.js';
@@ -100,7 +100,7 @@ function byteLengthOf(data: unknown): number {
 let cachedData: unknown = null;
 let cachedPayload: Buffer | null = null;
 let cachedOpcode = 0;
-let cachedFrame: Buffer | null = null;
+let cachedFrame: SharedFrame | null = null;
 let cacheClearScheduled = false;
 function clearFrameCache(): void {
   cacheClearScheduled = false;
@@ -315,11 +315,7 @@ export class WebSocket extends EventEmitter implements BindingEvents {
         // Compressed messages are framed by the connection, in order, one compression each.
         connection.send(toBuffer(data), !binary);
       } else if (data === cachedData && opcode === cachedOpcode && cachedPayload !== null) {
-        if (cachedFrame === null) {
-          const parts = encodeFrame(opcode, cachedPayload);
-          cachedFrame = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-        }
-        connection.sendEncoded(cachedFrame);
+        connection.sendShared((cachedFrame ??= encodeShared(opcode, cachedPayload)));
       } else {
         const payload = toBuffer(data);
         connection.send(payload, !binary);
@@ -423,8 +419,8 @@ export class WebSocket extends EventEmitter implements BindingEvents {
   }
 
   /**
-   * Start the closing handshake: `code` 1000 or 3000-4999 (or none), `reason` at most 123
-   * bytes. The socket is destroyed if the handshake has not finished within `closeTimeout`.
+   * Start the closing handshake: `code` one a close frame may carry (1000-1003, 1007-1014,
+   * 3000-4999) or none, `reason` at most 123 bytes. The socket is destroyed if the handshake has not finished within `closeTimeout`.
    */
   close(code?: number, reason?: string | Buffer): void {
     if (this.state === CLOSED) return;
