@@ -99,11 +99,6 @@ function maskWords(bytes: Uint8Array, offset: number, length: number, key: Uint8
   for (; i < length; i++) bytes[offset + i] ^= key[i & 3]!;
 }
 
-/** Mask (or unmask: the operation is its own inverse) `buffer` in place. */
-export function maskInPlace(buffer: Uint8Array, key: Uint8Array): void {
-  maskInto(buffer, 0, buffer, 0, buffer.length, key);
-}
-
 /**
  * Unmask `length` bytes of `bytes` at `offset` in place, as `maskInto` does, and tell whether
  * every unmasked byte is ASCII (below 0x80). Text that is all ASCII is valid UTF-8, so a

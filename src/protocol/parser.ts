@@ -165,11 +165,6 @@ export class FrameParser {
     return this.stopped;
   }
 
-  /** True while a fragmented message or a partial frame is pending. */
-  get isMidMessage(): boolean {
-    return this.messageOpcode !== 0 || this.inPayload || this.leftover !== null;
-  }
-
   /**
    * Parse `data`. The parser may unmask `data` in place and keep views of it, so the caller
    * must not reuse the buffer afterwards.

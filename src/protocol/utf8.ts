@@ -81,8 +81,3 @@ function lastBoundary(bytes: Uint8Array, start: number, end: number): number {
   const length = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc0 ? 2 : 1;
   return lead + length <= end ? end : lead;
 }
-
-/** Whole-buffer validation for messages that arrived complete. */
-export function isValidUtf8(bytes: Uint8Array): boolean {
-  return isUtf8(bytes);
-}

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { maskInPlace, maskInto, unmaskAscii } from '../../src/protocol/mask.js';
+import { maskInto, unmaskAscii } from '../../src/protocol/mask.js';
+import { maskInPlace } from '../helpers/protocol.js';
 import { hex, referenceMask, toHex } from './helpers.js';
 
 const KEYS = [hex('37fa213d'), hex('00000000'), hex('ffffffff'), hex('01020304'), hex('80ff7f00')];

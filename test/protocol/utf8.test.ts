@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isUtf8 } from 'node:buffer';
 import fc from 'fast-check';
-import { isValidUtf8, Utf8Validator } from '../../src/protocol/utf8.js';
+import { Utf8Validator } from '../../src/protocol/utf8.js';
+import { isValidUtf8 } from '../helpers/protocol.js';
 import { hex } from './helpers.js';
 
 /**
