@@ -34,18 +34,18 @@ export interface UpgradeListenerOptions {
   metrics?: Metrics;
 }
 
-/**
- * A TCP (or TLS) server that reads just the HTTP request head of each connection itself and
- * hands upgrade requests to `onUpgrade(request, socket, head)`, without node:http: no HTTP
- * parser, `IncomingMessage` or `ServerResponse` per connection, which makes handshakes
- * cheaper and idle connections smaller. Plain HTTP requests get 426 (or `onHttpRequest`).
- */
 /** A listener from `createUpgradeListener`. */
 export type UpgradeListener = NetServer & {
   /** Destroy connections still sending their request head (for shutdown). */
   destroyPendingHandshakes(): void;
 };
 
+/**
+ * A TCP (or TLS) server that reads just the HTTP request head of each connection itself and
+ * hands upgrade requests to `onUpgrade(request, socket, head)`, without node:http: no HTTP
+ * parser, `IncomingMessage` or `ServerResponse` per connection, which makes handshakes
+ * cheaper and idle connections smaller. Plain HTTP requests get 426 (or `onHttpRequest`).
+ */
 export function createUpgradeListener(
   onUpgrade: (request: UpgradeRequest, socket: Socket, head: Buffer) => void,
   options: UpgradeListenerOptions = {},
