@@ -100,7 +100,7 @@ export class Hub {
       },
       expire: (peer) => {
         // Called again on later sweeps until the close completes: counted once.
-        if (peer.binding.connection.state === 'open') this.metrics.heartbeatTimeouts++;
+        if (peer.state === 'open') this.metrics.heartbeatTimeouts++;
         // The peer is unresponsive: do not wait long for its close frame.
         const timeoutMs = Math.min(this.closeTimeoutMs, this.heartbeat?.intervalMs ?? this.closeTimeoutMs);
         peer.close(CloseCode.PolicyViolation, 'heartbeat timeout', timeoutMs);
